@@ -1,0 +1,3 @@
+from routstr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Balance endpoints: see, create, top up and refund a key's balance."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from routstr.api.info import json_response
+from routstr.api.state import NODE, Node
+from routstr.billing.body import read_json_body
+from routstr.core.errors import InvalidRequest, NotFound
+from routstr.core.keys import SK_PREFIX, key_hash
+from routstr.storage import accounts
+from routstr.wallet.redeem import Target, parse_token, token_identity
+
+
+def _balance(key: accounts.KeyRow) -> dict[str, Any]:
+    return {
+        "balance": key.balance_msat,
+        "reserved": key.reserved_msat,
+        "unit": "msat",
+        "mint": key.mint_url,
+        "token_unit": key.unit,
+        "total_spent": key.total_spent_msat,
+        "total_requests": key.total_requests,
+    }
+
+
+async def _key(node: Node, request: web.Request) -> accounts.KeyRow:
+    key_id = await node.auth.key_id(node.auth.require_bearer(request.headers))
+    async with node.db.read() as conn:
+        key = await accounts.key_by_id(conn, key_id)
+    if key is None:
+        raise NotFound("Unknown key")
+    return key
+
+
+async def _token_from(request: web.Request, node: Node) -> str:
+    token = request.query.get("initial_balance_token") or request.query.get("cashu_token")
+    if request.can_read_body:
+        _, body = await read_json_body(request, node.settings.max_body_bytes)
+        token = body.get("cashu_token") or body.get("token") or body.get("initial_balance_token") or token
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidRequest(
+            'Send a Cashu token as {"cashu_token": "cashuB…"}', details={"param": "cashu_token"}
+        )
+    return token.strip()
+
+
+async def balance_info(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json_response(_balance(await _key(node, request)))
+
+
+def derived_sk_key(secret: bytes, token_id: str) -> str:
+    """The sk- key a token creates. Derived, not random, so a client that lost the answer can ask
+    again with the same token and get the same key instead of losing the money."""
+    return SK_PREFIX + hmac.new(secret, b"create:" + token_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def create(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    token = parse_token(await _token_from(request, node), node.mints)
+    sk = derived_sk_key(node.auth.secret, token_identity(node.auth.secret, token))
+    target = Target(new_key_hash=key_hash(node.auth.secret, sk), new_key_kind="sk")
+    redeemed = await node.redeemer.redeem(token, target)
+    async with node.db.read() as conn:
+        key = await accounts.key_by_id(conn, redeemed.key_id)
+    assert key is not None
+    return json_response({"api_key": sk, "msats": redeemed.amount_msat, **_balance(key)}, status=201)
+
+
+async def topup(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    key = await _key(node, request)
+    token = parse_token(await _token_from(request, node), node.mints)
+    if key.mint_url and (token.mint.rstrip("/") != key.mint_url or token.unit != key.unit):
+        raise InvalidRequest(
+            f"This key holds {key.unit} eCash of {key.mint_url}; "
+            "top it up with a token of that mint and unit",
+            details={"mint": key.mint_url, "unit": key.unit},
+        )
+    redeemed = await node.redeemer.redeem(token, Target(key_id=key.id))
+    if not redeemed.fresh:
+        raise InvalidRequest("This Cashu token has already been redeemed", code="token_already_spent")
+    async with node.db.read() as conn:
+        after = await accounts.key_by_id(conn, key.id)
+    assert after is not None
+    return json_response({"msats": redeemed.amount_msat, **_balance(after)})
+
+
+async def refund(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    key = await _key(node, request)
+    r = await node.refunder.refund(key.id)
+    async with node.db.read() as conn:
+        after = await accounts.key_by_id(conn, key.id)
+    assert after is not None
+    out: dict[str, Any] = {
+        "token": r.token,
+        "amount": r.amount,
+        "unit": r.unit,
+        "mint": r.mint_url,
+        "msats": r.debited_msat,
+        "balance": after.balance_msat,
+    }
+    if r.unit == "sat":
+        out["sats"] = r.amount
+    return web.Response(body=orjson.dumps(out), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/balance/info", balance_info)
+    app.router.add_get("/v1/balance", balance_info)
+    app.router.add_post("/v1/balance/create", create)
+    app.router.add_get("/v1/balance/create", create)
+    app.router.add_post("/v1/balance/topup", topup)
+    app.router.add_post("/v1/balance/refund", refund)

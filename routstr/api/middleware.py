@@ -1,0 +1,77 @@
+"""Cross-cutting HTTP behaviour: request ids, the error envelope, gzip.
+
+Each is a thin aiohttp middleware or signal; none of them knows about money.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from routstr.core.errors import ApiError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GZIP_MIN_BYTES = 1024
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+_REQUEST_ID_MAX = 128
+
+
+def error_response(err: ApiError, request_id: str | None = None) -> web.Response:
+    headers = dict(err.headers)
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return web.Response(
+        status=err.status, body=orjson.dumps(err.envelope()), content_type="application/json", headers=headers
+    )
+
+
+def _http_error(e: web.HTTPException) -> ApiError:
+    if e.status == 404:
+        return NotFound("Not found: no such endpoint")
+    if e.status == 413:
+        return PayloadTooLarge("Request body is too large")
+    if e.status == 405:
+        return InvalidRequest("Method not allowed for this endpoint", status=405, code="method_not_allowed")
+    return ApiError(e.reason or "HTTP error", status=e.status, code=f"http_{e.status}")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (the client's X-Request-ID, or a new one) and the error envelope."""
+    rid = request.headers.get("X-Request-ID", "")
+    if not rid or len(rid) > _REQUEST_ID_MAX or not rid.isprintable():
+        rid = uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        resp = await handler(request)
+    except ApiError as e:
+        return error_response(e, rid)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return error_response(_http_error(e), rid)
+    except Exception:
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, rid)
+        return error_response(InternalError("Internal server error"), rid)
+    if not resp.prepared:
+        resp.headers.setdefault("X-Request-ID", rid)
+    return resp
+
+
+async def compress_large_responses(request: web.Request, response: web.StreamResponse) -> None:
+    """gzip complete responses over 1 KB when the client accepts it; never event streams."""
+    if not isinstance(response, web.Response) or response.compression:
+        return
+    if response.content_type == "text/event-stream" or "Content-Encoding" in response.headers:
+        return
+    body = response.body
+    if not isinstance(body, bytes | bytearray) or len(body) < GZIP_MIN_BYTES:
+        return
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression(web.ContentCoding.gzip)

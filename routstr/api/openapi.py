@@ -1,0 +1,175 @@
+"""The OpenAPI document, written out by hand: the routes are few and their shapes are the spec's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr import __version__
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "example": "insufficient_balance"},
+                "message": {"type": "string"},
+                "code": {"type": "string", "example": "payment_required"},
+                "details": {"type": "object"},
+            },
+            "required": ["type", "message", "code"],
+        }
+    },
+}
+_ERR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    names = {
+        400: "Malformed request or token",
+        401: "Invalid or missing API key",
+        402: "Insufficient balance",
+        404: "Not found",
+        413: "Body too large",
+        429: "Rate limited upstream",
+        502: "Upstream error",
+        503: "Mint unavailable",
+    }
+    return {
+        str(c): {"description": names[c], "content": {"application/json": {"schema": _ERR_REF}}}
+        for c in codes
+    }
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+_TOKEN_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"cashu_token": {"type": "string", "description": "cashuA… or cashuB…"}},
+            }
+        }
+    },
+}
+_BALANCE = {
+    "type": "object",
+    "properties": {
+        "balance": {"type": "integer", "description": "available msat"},
+        "reserved": {"type": "integer", "description": "msat held for requests in flight"},
+        "unit": {"type": "string", "example": "msat"},
+        "mint": {"type": "string"},
+        "total_spent": {"type": "integer"},
+        "total_requests": {"type": "integer"},
+    },
+}
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+
+def openapi_document() -> dict[str, Any]:
+    chat_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "messages"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "stream": {"type": "boolean"},
+                        "max_tokens": {"type": "integer"},
+                        "max_completion_tokens": {"type": "integer"},
+                        "stream_options": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+    paths: dict[str, Any] = {
+        "/v1/chat/completions": {
+            "post": {
+                "tags": ["LLM"],
+                "summary": "Chat completion (OpenAI-compatible), streamed or not; billed from usage",
+                "security": _SECURED,
+                "requestBody": chat_body,
+                "responses": {
+                    "200": {
+                        "description": "Completion; `usage.cost` (and X-Routstr-Cost-Msats) holds the charge",
+                        "content": {"application/json": {}, "text/event-stream": {}},
+                    },
+                    **_errors(400, 401, 402, 404, 413, 429, 502, 503),
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "tags": ["LLM"],
+                "summary": "Models with prices (OpenRouter schema + sats_pricing)",
+                "responses": {"200": _json("Model list")},
+            }
+        },
+        "/v1/info": {
+            "get": {"tags": ["Node"], "summary": "Node information", "responses": {"200": _json("Info")}}
+        },
+        "/v1/balance/info": {
+            "get": {
+                "tags": ["Balance"],
+                "summary": "Balance of the key",
+                "security": _SECURED,
+                "responses": {"200": _json("Balance", _BALANCE), **_errors(401)},
+            }
+        },
+        "/v1/balance/create": {
+            "post": {
+                "tags": ["Balance"],
+                "summary": "Create an sk- key from a Cashu token",
+                "requestBody": _TOKEN_BODY,
+                "parameters": [
+                    {"name": "initial_balance_token", "in": "query", "schema": {"type": "string"}}
+                ],
+                "responses": {"201": _json("The new key (same token → same key)"), **_errors(400, 503)},
+            }
+        },
+        "/v1/balance/topup": {
+            "post": {
+                "tags": ["Balance"],
+                "summary": "Add a Cashu token to the key's balance",
+                "security": _SECURED,
+                "requestBody": _TOKEN_BODY,
+                "responses": {"200": _json("Credited"), **_errors(400, 401, 503)},
+            }
+        },
+        "/v1/balance/refund": {
+            "post": {
+                "tags": ["Balance"],
+                "summary": "Pay the balance back as a Cashu token of the key's mint",
+                "security": _SECURED,
+                "responses": {"200": _json("Refund token"), **_errors(400, 401, 503)},
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "routstr node",
+            "version": __version__,
+            "description": "OpenAI-compatible LLM access paid per request with Cashu eCash.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": _ERROR},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "sk-… key or Cashu token"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
+        },
+    }

@@ -1,0 +1,33 @@
+"""The node's long-lived parts, built once by the app factory and reached through the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from routstr.billing.auth import Authenticator
+from routstr.billing.pipeline import Pipeline
+from routstr.config import Settings
+from routstr.storage.db import Database
+from routstr.upstream.catalogue import Catalogue
+from routstr.upstream.client import Upstream
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.redeem import Redeemer
+from routstr.wallet.refund import Refunder
+
+
+@dataclass
+class Node:
+    settings: Settings
+    db: Database
+    mints: MintRegistry
+    redeemer: Redeemer
+    refunder: Refunder
+    auth: Authenticator
+    catalogue: Catalogue
+    upstream: Upstream
+    pipeline: Pipeline
+
+
+NODE: web.AppKey[Node] = web.AppKey("node", Node)

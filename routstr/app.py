@@ -1,0 +1,129 @@
+"""The application factory: builds the node from its settings. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import aiohttp
+import aiohttp_cors
+from aiohttp import web
+
+from routstr.api import balance, docs, info, llm
+from routstr.api.middleware import compress_large_responses, request_context
+from routstr.api.state import NODE, Node
+from routstr.billing.auth import Authenticator
+from routstr.billing.pipeline import Pipeline
+from routstr.config import Settings
+from routstr.storage import accounts
+from routstr.storage.db import Database
+from routstr.storage.migrate import upgrade
+from routstr.upstream.catalogue import Catalogue
+from routstr.upstream.client import Upstream
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.recovery import recover_pending
+from routstr.wallet.redeem import Redeemer
+from routstr.wallet.refund import Refunder
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 30.0
+RECOVER_EVERY_S = 60.0
+
+
+async def server_secret(db: Database, configured: str) -> bytes:
+    """The HMAC key for key hashes: SECRET_KEY if set, else one generated once and kept in the DB."""
+    if configured:
+        return configured.encode()
+    async with db.write() as conn:
+        await accounts.put_setting_if_absent(conn, "key_hmac_secret", secrets.token_hex(32))
+        value = await accounts.get_setting(conn, "key_hmac_secret")
+    assert value is not None
+    return value.encode()
+
+
+async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Database) -> Node:
+    secret = await server_secret(db, settings.secret_key)
+    mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
+    redeemer = Redeemer(db, mints, secret)
+    auth = Authenticator(db, mints, redeemer, secret)
+    catalogue = Catalogue(settings.prices, settings.btc_usd_price, settings.default_max_output_tokens)
+    upstream = Upstream(
+        settings.upstream_base_url,
+        settings.upstream_api_key,
+        session,
+        settings.upstream_connect_timeout_s,
+        settings.upstream_read_timeout_s,
+    )
+    pipeline = Pipeline(db, auth, catalogue, upstream, settings.max_body_bytes)
+    return Node(settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline)
+
+
+async def _every(seconds: float, job: str, coro_fn: object) -> None:
+    assert callable(coro_fn)
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await coro_fn()
+        except Exception:
+            log.exception("background job %s failed", job)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        session = aiohttp.ClientSession(connector=connector)
+        node = await build_node(settings, session, db)
+        app[NODE] = node
+        await node.catalogue.refresh(node.upstream)
+
+        async def sweep() -> None:
+            async with db.write() as conn:
+                await accounts.release_expired(conn, accounts.now_ms())
+
+        async def recover() -> None:
+            counts = await recover_pending(db, node.mints)
+            if counts:
+                log.info("swap recovery: %s", counts)
+
+        tasks = [
+            asyncio.create_task(recover()),
+            asyncio.create_task(_every(SWEEP_EVERY_S, "reservation sweep", sweep)),
+            asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
+            asyncio.create_task(node.catalogue.refresh_forever(node.upstream)),
+        ]
+        yield
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await session.close()
+        await db.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    for module in (llm, info, balance, docs):
+        module.add_routes(app)
+    app.on_response_prepare.append(compress_large_responses)
+    _cors(app, settings.cors_origins)
+    return app
+
+
+def _cors(app: web.Application, origins: tuple[str, ...]) -> None:
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=False,
+        expose_headers="*",
+        allow_headers="*",
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        max_age=86400,
+    )
+    cors = aiohttp_cors.setup(app, defaults={o: options for o in origins})
+    for route in list(app.router.routes()):
+        cors.add(route)

@@ -1,0 +1,56 @@
+"""What an endpoint family must tell the payment pipeline (one small adapter per family).
+
+The pipeline does the money; an adapter only knows its dialect: how big a request can get, how to
+cap and prepare it, where the usage is, and how to show the user what the request cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from routstr.core.usage import Usage
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    model: str
+    stream: bool
+    prompt_bound_tokens: int  # an upper bound of the prompt's tokens
+    prompt_text_bytes: int  # for the documented estimate when no usage comes back
+    requested_max_output: int | None  # what the client asked for, if anything
+    wants_stream_usage: bool  # the client asked for the usage chunk itself
+
+
+class EndpointAdapter(Protocol):
+    upstream_path: str
+
+    def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
+        """Validate the request (raise InvalidRequest) and say how big it can get."""
+        ...
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        """Cap the output (when the node, not the client, chose the limit)."""
+        ...
+
+    def prepare_stream(self, body: dict[str, Any]) -> None:
+        """Ask the upstream to report usage at the end of a stream."""
+        ...
+
+    def usage(self, response: dict[str, Any]) -> Usage | None: ...
+
+    def stream_event(self, event: dict[str, Any]) -> tuple[Usage | None, int]:
+        """From one stream event: its usage (if any) and the bytes of text it delivers."""
+        ...
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        """Bytes of text a complete (non-streamed) response delivers, for the estimate."""
+        ...
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        """An event that only carries usage (dropped if the client did not ask for it)."""
+        ...
+
+    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+        """Put the cost where the user sees it (``usage.cost``)."""
+        ...

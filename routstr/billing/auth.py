@@ -1,0 +1,89 @@
+"""Who pays: the bearer value (``sk-…`` key or a Cashu token) → the key whose balance is used.
+
+A Cashu token used as a key is redeemed once; afterwards the same token (in V3 or V4 form) maps to
+the same balance through its identity hash. Hash lookups are cached in memory: the mapping from a
+key to its row never changes, so the cache holds no money state.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from routstr.core.errors import AuthenticationFailed
+from routstr.core.keys import bearer_kind, key_hash
+from routstr.storage import accounts
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.redeem import Redeemer, Target, parse_token, token_identity
+
+_CACHE_SIZE = 100_000
+
+
+def bearer_value(headers: Mapping[str, str]) -> str | None:
+    """The key from ``Authorization: Bearer …`` or ``x-api-key`` (Anthropic clients send that)."""
+    auth = headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    api_key = headers.get("x-api-key")
+    return api_key.strip() if api_key and api_key.strip() else None
+
+
+class Authenticator:
+    def __init__(self, db: Database, mints: MintRegistry, redeemer: Redeemer, secret: bytes) -> None:
+        self.db = db
+        self.mints = mints
+        self.redeemer = redeemer
+        self.secret = secret
+        self._ids: OrderedDict[str, int] = OrderedDict()
+
+    def require_bearer(self, headers: Any) -> str:
+        value = bearer_value(headers)
+        if value is None:
+            raise AuthenticationFailed(
+                "Missing API key: send 'Authorization: Bearer sk-…' or a Cashu token (cashuA…/cashuB…)"
+            )
+        if bearer_kind(value) is None:
+            raise AuthenticationFailed("Invalid API key: expected an sk-… key or a Cashu token")
+        return value
+
+    async def key_id(self, value: str) -> int:
+        """The key id for a bearer value, redeeming a Cashu token the first time it is seen."""
+        cached = self._ids.get(value)
+        if cached is not None:
+            return cached
+        if bearer_kind(value) == "sk":
+            khash = key_hash(self.secret, value)
+            async with self.db.read() as conn:
+                row = await accounts.key_by_hash(conn, khash)
+            if row is None:
+                raise AuthenticationFailed("Invalid API key")
+            key_id = row.id
+        else:
+            token = parse_token(value, self.mints)
+            khash = token_identity(self.secret, token)
+            async with self.db.read() as conn:
+                row = await accounts.key_by_hash(conn, khash)
+            if row is not None and row.kind == "token" and await self._funded(khash):
+                key_id = row.id
+            else:
+                redeemed = await self.redeemer.redeem(token, Target(new_key_hash=khash, new_key_kind="token"))
+                key_id = redeemed.key_id
+        self._remember(value, key_id)
+        return key_id
+
+    async def _funded(self, khash: str) -> bool:
+        """A token key exists once its redemption is recorded; it is usable once that finished."""
+        from routstr.storage import wallet_store
+
+        async with self.db.read() as conn:
+            swap = await wallet_store.swap_by_token_hash(conn, khash)
+        return swap is not None and swap.state == wallet_store.DONE
+
+    def _remember(self, value: str, key_id: int) -> None:
+        self._ids[value] = key_id
+        if len(self._ids) > _CACHE_SIZE:
+            self._ids.popitem(last=False)

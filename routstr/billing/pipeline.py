@@ -1,0 +1,240 @@
+"""The one payment pipeline: authenticate → quote → reserve → forward → meter → settle.
+
+Every billed endpoint runs through ``Pipeline.run`` with a small adapter for its dialect. Money
+moves in exactly two transactions per request: the reservation (one conditional UPDATE that
+cannot overdraw) and the settlement (charge what the usage says, release the rest). A failed
+upstream call settles at zero; a client that goes away mid-stream is billed for what was delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from routstr.api.middleware import REQUEST_ID
+from routstr.billing.adapter import EndpointAdapter, RequestFacts
+from routstr.billing.auth import Authenticator
+from routstr.billing.body import read_json_body
+from routstr.core.errors import ApiError, InsufficientBalance, UpstreamError
+from routstr.core.pricing import ModelPrice
+from routstr.core.usage import Usage, estimate_usage
+from routstr.storage import accounts
+from routstr.storage.db import Database
+from routstr.upstream.catalogue import Catalogue
+from routstr.upstream.client import Upstream
+from routstr.upstream.errors import upstream_error
+
+log = logging.getLogger(__name__)
+
+COST_HEADER = "X-Routstr-Cost-Msats"
+RESERVATION_TTL_MS = 15 * 60 * 1000
+_DONE = b"data: [DONE]"
+
+
+@dataclass(slots=True)
+class Held:
+    """A reservation in flight, and what is needed to settle it."""
+
+    key_id: int
+    request_id: str
+    amount_msat: int
+    price: ModelPrice
+    facts: RequestFacts
+
+
+class Pipeline:
+    def __init__(
+        self, db: Database, auth: Authenticator, catalogue: Catalogue, upstream: Upstream, max_body: int
+    ) -> None:
+        self.db = db
+        self.auth = auth
+        self.catalogue = catalogue
+        self.upstream = upstream
+        self.max_body = max_body
+
+    async def run(self, request: web.Request, adapter: EndpointAdapter) -> web.StreamResponse:
+        bearer = self.auth.require_bearer(request.headers)
+        raw, body = await read_json_body(request, self.max_body)
+        facts = adapter.inspect(body, len(raw))
+        key_id = await self.auth.key_id(bearer)
+        price = self.catalogue.price(facts.model)
+        held = await self._reserve(key_id, request[REQUEST_ID], price, facts, body, adapter)
+        if facts.stream:
+            adapter.prepare_stream(body)
+        try:
+            resp = await self.upstream.post(adapter.upstream_path, body, request.headers)
+        except ApiError:
+            await self._settle(held, None, 0)
+            raise
+        try:
+            if resp.status >= 400:
+                raw_err = await resp.read()
+                await self._settle(held, None, 0)
+                raise upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
+            if facts.stream and resp.content_type == "text/event-stream":
+                return await self._relay_stream(request, resp, held, adapter)
+            return await self._relay_json(resp, held, adapter)
+        finally:
+            resp.release()
+
+    async def _reserve(
+        self,
+        key_id: int,
+        request_id: str,
+        price: ModelPrice,
+        facts: RequestFacts,
+        body: dict[str, Any],
+        adapter: EndpointAdapter,
+    ) -> Held:
+        if facts.requested_max_output is not None:
+            max_out, impose = facts.requested_max_output, False
+        else:
+            max_out, impose = self.catalogue.max_output(price)
+        amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
+        if not await self._try_reserve(key_id, amount, request_id, facts.model):
+            async with self.db.read() as conn:
+                key = await accounts.key_by_id(conn, key_id)
+            available = key.balance_msat if key else 0
+            affordable = 0
+            if facts.requested_max_output is None:
+                affordable = price.affordable_output_tokens(available, facts.prompt_bound_tokens)
+            if affordable < 1:
+                raise InsufficientBalance(available, amount)
+            # the client set no limit: answer as long as the balance pays for, rather than refuse
+            max_out, impose = min(max_out, affordable), True
+            amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
+            if not await self._try_reserve(key_id, amount, request_id, facts.model):
+                raise InsufficientBalance(available, amount)
+        if impose:
+            adapter.set_max_output(body, max_out)
+        return Held(key_id, request_id, amount, price, facts)
+
+    async def _try_reserve(self, key_id: int, amount: int, request_id: str, model: str) -> bool:
+        async with self.db.write() as conn:
+            return await accounts.reserve(conn, key_id, amount, request_id, model, RESERVATION_TTL_MS)
+
+    async def _settle(self, held: Held, usage: Usage | None, cost: int) -> None:
+        """Close the reservation; shielded so a cancelled handler still settles."""
+
+        async def _do() -> None:
+            async with self.db.write() as conn:
+                s = await accounts.settle(
+                    conn,
+                    held.key_id,
+                    held.request_id,
+                    held.amount_msat,
+                    cost,
+                    held.facts.model,
+                    usage.prompt_tokens if usage else None,
+                    usage.completion_tokens if usage else None,
+                )
+            if s.unpaid:
+                log.warning("request %s cost %d msat more than the key held", held.request_id, s.unpaid)
+
+        await asyncio.shield(_do())
+
+    def _cost(self, held: Held, usage: Usage) -> int:
+        return held.price.cost_msat(usage.prompt_tokens, usage.completion_tokens)
+
+    async def _relay_json(
+        self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
+    ) -> web.StreamResponse:
+        try:
+            raw = await resp.read()
+            obj = orjson.loads(raw)
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            await self._settle(held, None, 0)
+            raise UpstreamError(f"The upstream's answer was unusable: {type(e).__name__}") from None
+        usage = adapter.usage(obj) or estimate_usage(
+            held.facts.prompt_text_bytes, adapter.delivered_bytes(obj)
+        )
+        cost = self._cost(held, usage)
+        await self._settle(held, usage, cost)
+        adapter.attach_cost(obj, cost)
+        return web.Response(
+            body=orjson.dumps(obj),
+            content_type="application/json",
+            headers={COST_HEADER: str(cost), "X-Request-ID": held.request_id},
+        )
+
+    async def _relay_stream(
+        self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
+    ) -> web.StreamResponse:
+        out = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Request-ID": held.request_id,
+            }
+        )
+        await out.prepare(request)
+        usage: Usage | None = None
+        usage_event: dict[str, Any] | None = None
+        delivered = 0
+        done = False
+        client_gone = False
+        buf = b""
+        try:
+            async for chunk in resp.content.iter_any():
+                buf += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+                out_parts: list[bytes] = []
+                while (i := buf.find(b"\n\n")) >= 0:
+                    event, buf = buf[: i + 2], buf[i + 2 :]
+                    if not event.startswith(b"data:"):
+                        out_parts.append(event)
+                        continue
+                    data = event[5:].strip()
+                    if data == b"[DONE]":
+                        done = True
+                        continue
+                    try:
+                        obj = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        out_parts.append(event)
+                        continue
+                    u, n = adapter.stream_event(obj)
+                    delivered += n
+                    if u is not None:
+                        usage = u
+                        if adapter.is_usage_only_event(obj):
+                            usage_event = obj  # sent last, with the cost in it
+                            continue
+                    out_parts.append(event)
+                if out_parts:
+                    await out.write(b"".join(out_parts))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            client_gone = True
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # the upstream broke off: bill what was delivered, below
+        except asyncio.CancelledError:
+            client_gone = True
+            await self._settle_stream(held, usage, delivered)
+            raise
+        cost = await self._settle_stream(held, usage, delivered)
+        if client_gone:
+            return out
+        try:
+            if usage_event is not None and held.facts.wants_stream_usage:
+                adapter.attach_cost(usage_event, cost)
+                await out.write(b"data: " + orjson.dumps(usage_event) + b"\n\n")
+            if done:
+                await out.write(_DONE + b"\n\n")
+            await out.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+        return out
+
+    async def _settle_stream(self, held: Held, usage: Usage | None, delivered: int) -> int:
+        if usage is None:
+            usage = estimate_usage(held.facts.prompt_text_bytes, delivered)
+        cost = self._cost(held, usage)
+        await self._settle(held, usage, cost)
+        return cost

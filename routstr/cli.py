@@ -1,0 +1,70 @@
+"""The ``routstr`` command: ``serve`` runs the node, ``demo`` runs a complete local setup."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from routstr import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from routstr.app import create_app
+    from routstr.config import ConfigError, load_settings
+
+    env = dict(os.environ)
+    if args.host:
+        env["HOST"] = args.host
+    if args.port:
+        env["PORT"] = str(args.port)
+    try:
+        settings = load_settings(env, env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _use_uvloop()
+    print(f"routstr {__version__} serving on http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    return 0
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from routstr.devtools.demo import run_demo
+
+    return int(run_demo(port=args.port or 8000, amount=args.amount))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="routstr", description="Sell LLM access for Bitcoin (Cashu eCash).")
+    p.add_argument("--version", action="version", version=f"routstr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the node (configured by environment variables / .env)")
+    s.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port to listen on (default: $PORT or 8000)")
+    s.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    s.set_defaults(func=_serve)
+    d = sub.add_parser(
+        "demo", help="start a local test mint, a fake LLM upstream and the node, with a funded token"
+    )
+    d.add_argument("--port", type=int, help="node port (default 8000)")
+    d.add_argument("--amount", type=int, default=1000, help="sats in the demo token (default 1000)")
+    d.set_defaults(func=_demo)
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Configuration from the environment and an optional ``.env`` file.
+
+Names follow Routstr Core where they exist, so an operator can switch nodes keeping their ``.env``.
+Anything wrong stops start-up with one line saying what to fix (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+from routstr.core.pricing import PriceBook
+
+
+class ConfigError(Exception):
+    """A configuration mistake, worded as what the operator should change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    upstream_base_url: str
+    upstream_api_key: str = ""
+    cashu_mints: tuple[str, ...] = ()
+    database_url: str = "sqlite+aiosqlite:///routstr.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_password: str = ""
+    name: str = "routstr node"
+    description: str = "Pay-per-request LLM access with Cashu eCash"
+    http_url: str = ""
+    onion_url: str = ""
+    cors_origins: tuple[str, ...] = ("*",)
+    btc_usd_price: Decimal | None = None
+    pricing_file: str = ""
+    prices: PriceBook = field(default_factory=PriceBook)
+    secret_key: str = ""
+    max_body_bytes: int = 10 * 1024 * 1024
+    default_max_output_tokens: int = 4096
+    upstream_connect_timeout_s: float = 10.0
+    upstream_read_timeout_s: float = 300.0
+    mint_timeout_s: float = 20.0
+    log_level: str = "INFO"
+
+    @property
+    def primary_mint(self) -> str:
+        return self.cashu_mints[0]
+
+
+def _clean_url(value: str, var: str) -> str:
+    u = urlparse(value)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ConfigError(f"{var}={value!r} is not an http(s) URL; set it like https://mint.example.com")
+    return value.rstrip("/")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgres(ql)://`` URLs and pick the async driver for them."""
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise ConfigError(
+        f"DATABASE_URL={url!r} is not supported; use sqlite:///path.sqlite3 or postgresql://user@host/db"
+    )
+
+
+def load_price_book(path: str) -> PriceBook:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"PRICING_FILE={path!r} does not exist; point it at a .toml or .json pricing file")
+    try:
+        raw = p.read_bytes()
+        data: dict[str, Any] = tomllib.loads(raw.decode()) if p.suffix != ".json" else json.loads(raw)
+        return PriceBook.from_mapping(data)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"PRICING_FILE={path}: {e}") from None
+
+
+def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(var)
+    if raw in (None, ""):
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} must be a whole number") from None
+    if v < minimum:
+        raise ConfigError(f"{var}={raw!r} must be at least {minimum}")
+    return v
+
+
+def _float(env: Mapping[str, str], var: str, default: float) -> float:
+    raw = env.get(var)
+    if raw in (None, ""):
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} must be a number of seconds") from None
+    if v <= 0:
+        raise ConfigError(f"{var}={raw!r} must be positive")
+    return v
+
+
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read settings; the process environment wins over ``.env``."""
+    env: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    upstream = env.get("UPSTREAM_BASE_URL", "").strip()
+    if not upstream:
+        raise ConfigError(
+            "UPSTREAM_BASE_URL is not set; set it to your provider, e.g. https://api.openai.com/v1"
+        )
+    mints = tuple(_clean_url(m, "CASHU_MINTS") for m in _list(env.get("CASHU_MINTS")))
+    if not mints:
+        raise ConfigError(
+            "CASHU_MINTS is not set; list the mints you accept, e.g. https://mint.minibits.cash/Bitcoin"
+        )
+
+    btc: Decimal | None = None
+    if env.get("BTC_USD_PRICE"):
+        try:
+            btc = Decimal(env["BTC_USD_PRICE"])
+        except InvalidOperation:
+            raise ConfigError(
+                f"BTC_USD_PRICE={env['BTC_USD_PRICE']!r} must be a number (USD per BTC)"
+            ) from None
+        if not btc.is_finite() or btc <= 0:
+            raise ConfigError("BTC_USD_PRICE must be a positive number of USD per BTC")
+
+    pricing_file = env.get("PRICING_FILE", "")
+    prices = load_price_book(pricing_file) if pricing_file else PriceBook()
+    if btc is None and any(s.currency == "usd" for s in [prices.default, *prices.models.values()]):
+        raise ConfigError(
+            "the pricing file has USD prices but BTC_USD_PRICE is not set; set the BTC/USD rate"
+        )
+
+    port = _int(env, "PORT", 8000, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"PORT={port} must be at most 65535")
+    level = env.get("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL={level!r} must be one of DEBUG, INFO, WARNING, ERROR")
+
+    return Settings(
+        upstream_base_url=_clean_url(upstream, "UPSTREAM_BASE_URL"),
+        upstream_api_key=env.get("UPSTREAM_API_KEY", ""),
+        cashu_mints=mints,
+        database_url=normalise_database_url(env.get("DATABASE_URL") or "sqlite:///routstr.sqlite3"),
+        host=env.get("HOST", "127.0.0.1"),
+        port=port,
+        admin_password=env.get("ADMIN_PASSWORD", ""),
+        name=env.get("NAME", "routstr node"),
+        description=env.get("DESCRIPTION", "Pay-per-request LLM access with Cashu eCash"),
+        http_url=env.get("HTTP_URL", ""),
+        onion_url=env.get("ONION_URL", ""),
+        cors_origins=_list(env.get("CORS_ORIGINS")) or ("*",),
+        btc_usd_price=btc,
+        pricing_file=pricing_file,
+        prices=prices,
+        secret_key=env.get("SECRET_KEY", ""),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
+        default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
+        upstream_connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
+        upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
+        mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),
+        log_level=level,
+    )

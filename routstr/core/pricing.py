@@ -1,0 +1,149 @@
+"""Prices and costs, to the msat.
+
+A price is kept as integer msat per million tokens (rounded up from USD, so a conversion never
+undercharges), and a cost is rounded up once, at the end. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from routstr.core.money import MSAT_PER_BTC, MSAT_PER_SAT, ceil_div
+
+MTOK = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """What one model costs: per-token rates in msat per million tokens plus a per-request fee."""
+
+    prompt_msat_per_mtok: int
+    completion_msat_per_mtok: int
+    request_msat: int = 0
+    max_output_tokens: int | None = None
+    context_length: int | None = None
+
+    def cost_msat(self, prompt_tokens: int, completion_tokens: int) -> int:
+        variable = (
+            prompt_tokens * self.prompt_msat_per_mtok + completion_tokens * self.completion_msat_per_mtok
+        )
+        return ceil_div(variable, MTOK) + self.request_msat
+
+    def max_cost_msat(self, prompt_bound_tokens: int, max_output_tokens: int) -> int:
+        """The most a request can cost: the reservation taken before it is forwarded."""
+        return self.cost_msat(prompt_bound_tokens, max_output_tokens)
+
+    def affordable_output_tokens(self, budget_msat: int, prompt_bound_tokens: int) -> int:
+        """How many output tokens ``budget_msat`` pays for after the prompt (0 if not even that)."""
+        left = budget_msat - self.cost_msat(prompt_bound_tokens, 0)
+        if left <= 0:
+            return 0
+        if self.completion_msat_per_mtok == 0:
+            return 2**31
+        # cost_msat rounds up, so step down until it fits
+        n = (left * MTOK) // self.completion_msat_per_mtok
+        while n > 0 and self.cost_msat(prompt_bound_tokens, n) > budget_msat:
+            n -= 1
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSpec:
+    """A price as an operator writes it: sats or USD per million tokens, sats or USD per request."""
+
+    prompt: Decimal
+    completion: Decimal
+    request: Decimal = Decimal(0)
+    currency: str = "sat"  # "sat" or "usd"
+    max_output_tokens: int | None = None
+    context_length: int | None = None
+
+    def resolve(self, btc_usd: Decimal | None) -> ModelPrice:
+        if self.currency == "sat":
+            per = Decimal(MSAT_PER_SAT)
+        else:
+            if not btc_usd or btc_usd <= 0:
+                raise ValueError("a USD price needs a BTC/USD rate")
+            per = Decimal(MSAT_PER_BTC) / btc_usd
+        return ModelPrice(
+            prompt_msat_per_mtok=_ceil(self.prompt * per),
+            completion_msat_per_mtok=_ceil(self.completion * per),
+            request_msat=_ceil(self.request * per),
+            max_output_tokens=self.max_output_tokens,
+            context_length=self.context_length,
+        )
+
+
+def _ceil(d: Decimal) -> int:
+    return int(d.to_integral_value(rounding=ROUND_CEILING))
+
+
+DEFAULT_SPEC = PriceSpec(prompt=Decimal(1000), completion=Decimal(3000))
+
+
+@dataclass(slots=True)
+class PriceBook:
+    """Per-model price specs plus a default for models the operator did not list."""
+
+    default: PriceSpec = DEFAULT_SPEC
+    models: dict[str, PriceSpec] = field(default_factory=dict)
+
+    def spec_for(self, model: str) -> PriceSpec:
+        return self.models.get(model, self.default)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> PriceBook:
+        """Parse the pricing file's content (see README: "Pricing file")."""
+        default = parse_spec(data["default"], "default") if "default" in data else DEFAULT_SPEC
+        models = {
+            name: parse_spec(entry, f"models.{name}") for name, entry in (data.get("models") or {}).items()
+        }
+        return cls(default=default, models=models)
+
+
+_SAT_KEYS = ("prompt_sats_per_mtok", "completion_sats_per_mtok", "request_sats")
+_USD_KEYS = ("prompt_usd_per_mtok", "completion_usd_per_mtok", "request_usd")
+
+
+def parse_spec(entry: dict[str, Any], where: str) -> PriceSpec:
+    if not isinstance(entry, dict):
+        raise ValueError(f"pricing {where}: expected a table of prices")
+    has_sat = any(k in entry for k in _SAT_KEYS)
+    has_usd = any(k in entry for k in _USD_KEYS)
+    if has_sat == has_usd:
+        raise ValueError(
+            f"pricing {where}: give prices either in sats ({', '.join(_SAT_KEYS)}) "
+            f"or in USD ({', '.join(_USD_KEYS)})"
+        )
+    keys = _SAT_KEYS if has_sat else _USD_KEYS
+    unknown = set(entry) - set(_SAT_KEYS) - set(_USD_KEYS) - {"max_output_tokens", "context_length"}
+    if unknown:
+        raise ValueError(f"pricing {where}: unknown field(s) {', '.join(sorted(unknown))}")
+    values = []
+    for k in keys:
+        try:
+            v = Decimal(str(entry.get(k, 0)))
+        except ArithmeticError:
+            raise ValueError(f"pricing {where}.{k}: not a number") from None
+        if v < 0 or not v.is_finite():
+            raise ValueError(f"pricing {where}.{k}: must be a non-negative number")
+        values.append(v)
+    return PriceSpec(
+        prompt=values[0],
+        completion=values[1],
+        request=values[2],
+        currency="sat" if has_sat else "usd",
+        max_output_tokens=_opt_int(entry, "max_output_tokens", where),
+        context_length=_opt_int(entry, "context_length", where),
+    )
+
+
+def _opt_int(entry: dict[str, Any], key: str, where: str) -> int | None:
+    v = entry.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, int) or v <= 0:
+        raise ValueError(f"pricing {where}.{key}: must be a positive integer")
+    return v

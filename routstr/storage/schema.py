@@ -1,0 +1,127 @@
+"""The tables. Money lives here: balances, the ledger, and the proofs that back them.
+
+Balances and reservations are msat integers guarded by CHECK constraints, so no code path can
+take them below zero even by mistake. Times are unix milliseconds (portable across SQLite and
+PostgreSQL, cheap to compare).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),  # "sk" (issued key) or "token" (a Cashu token used as key)
+    Column("mint_url", Text, nullable=True),  # the mint whose eCash backs this balance
+    Column("unit", String(8), nullable=False, server_default="sat"),
+    Column("balance_msat", BigInteger, nullable=False, server_default="0"),
+    Column("reserved_msat", BigInteger, nullable=False, server_default="0"),
+    Column("total_spent_msat", BigInteger, nullable=False, server_default="0"),
+    Column("total_requests", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("balance_msat >= 0", name="balance_nonnegative"),
+    CheckConstraint("reserved_msat >= 0", name="reserved_nonnegative"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
+    # credit | reserve | release | charge | refund
+    Column("kind", String(16), nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("model", Text, nullable=True),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("amount_msat >= 0", name="amount_nonnegative"),
+    Index("ix_ledger_key_id", "key_id"),
+    Index("ix_ledger_request_id", "request_id"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_reservations_expires_at", "expires_at"),
+)
+
+# Every swap the node sends to a mint. Outputs (secret, blinding factor, amount, keyset) are
+# written BEFORE the request leaves, so a crash after the mint signed can be recovered (NUT-09).
+swaps = Table(
+    "swaps",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # redeem | refund
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("mint_url", Text, nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=True),
+    Column("token_hash", String(64), nullable=True, unique=True),  # redeem: a token is redeemed once
+    Column("inputs", Text, nullable=False),  # JSON list of proofs
+    Column("outputs", Text, nullable=False),  # JSON list of prepared outputs (amount, id, secret, r, B_)
+    Column("user_amount", BigInteger, nullable=False, server_default="0"),  # refund: units for the user
+    Column("result_token", Text, nullable=True),  # refund: the token handed to the user
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_swaps_state", "state"),
+)
+
+proofs = Table(
+    "proofs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("mint_url", Text, nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("keyset_id", String(80), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("secret", Text, nullable=False, unique=True),
+    Column("C", String(80), nullable=False),
+    Column("Y", String(80), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # unspent | reserved | spent
+    Column("swap_id", String(32), nullable=True),  # the swap that produced it
+    Column("spent_by", String(32), nullable=True),  # the swap that consumes it
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_proofs_mint_state", "mint_url", "unit", "state"),
+)
+
+node_settings = Table(
+    "node_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,240 @@
+"""The node's eCash: proofs it holds and the swaps it sends, in the same database as the balances.
+
+A swap row (with its outputs' secrets and blinding factors) is committed before the swap request
+leaves the node; the proofs it yields are written in the same transaction as the credit or the
+refund they pay for. So every crash point leaves enough on disk to finish or undo the swap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from routstr.storage.accounts import now_ms
+from routstr.storage.schema import proofs, swaps
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRow:
+    id: str
+    kind: str
+    state: str
+    mint_url: str
+    unit: str
+    key_id: int | None
+    token_hash: str | None
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    user_amount: int
+    result_token: str | None
+    error: str | None
+
+
+_SWAP_COLS = (
+    swaps.c.id,
+    swaps.c.kind,
+    swaps.c.state,
+    swaps.c.mint_url,
+    swaps.c.unit,
+    swaps.c.key_id,
+    swaps.c.token_hash,
+    swaps.c.inputs,
+    swaps.c.outputs,
+    swaps.c.user_amount,
+    swaps.c.result_token,
+    swaps.c.error,
+)
+
+
+def _swap(row: Any) -> SwapRow:
+    return SwapRow(
+        id=row[0],
+        kind=row[1],
+        state=row[2],
+        mint_url=row[3],
+        unit=row[4],
+        key_id=row[5],
+        token_hash=row[6],
+        inputs=orjson.loads(row[7]),
+        outputs=orjson.loads(row[8]),
+        user_amount=int(row[9]),
+        result_token=row[10],
+        error=row[11],
+    )
+
+
+async def insert_swap(
+    conn: AsyncConnection,
+    *,
+    swap_id: str,
+    kind: str,
+    mint_url: str,
+    unit: str,
+    key_id: int | None,
+    token_hash: str | None,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    user_amount: int = 0,
+) -> None:
+    """Record a swap before it is sent (raises IntegrityError if the token was redeemed before)."""
+    t = now_ms()
+    await conn.execute(
+        insert(swaps).values(
+            id=swap_id,
+            kind=kind,
+            state=PENDING,
+            mint_url=mint_url,
+            unit=unit,
+            key_id=key_id,
+            token_hash=token_hash,
+            inputs=orjson.dumps(inputs).decode(),
+            outputs=orjson.dumps(outputs).decode(),
+            user_amount=user_amount,
+            created_at=t,
+            updated_at=t,
+        )
+    )
+
+
+async def swap_by_id(conn: AsyncConnection, swap_id: str) -> SwapRow | None:
+    row = (await conn.execute(select(*_SWAP_COLS).where(swaps.c.id == swap_id))).first()
+    return _swap(row) if row else None
+
+
+async def swap_by_token_hash(conn: AsyncConnection, token_hash: str) -> SwapRow | None:
+    row = (await conn.execute(select(*_SWAP_COLS).where(swaps.c.token_hash == token_hash))).first()
+    return _swap(row) if row else None
+
+
+async def pending_swaps(conn: AsyncConnection) -> list[SwapRow]:
+    rows = (await conn.execute(select(*_SWAP_COLS).where(swaps.c.state == PENDING))).all()
+    return [_swap(r) for r in rows]
+
+
+async def finish_swap(
+    conn: AsyncConnection,
+    swap_id: str,
+    state: str,
+    *,
+    key_id: int | None = None,
+    result_token: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """Move a pending swap to its final state; False if another worker finished it first."""
+    values: dict[str, Any] = {"state": state, "updated_at": now_ms(), "error": error}
+    if key_id is not None:
+        values["key_id"] = key_id
+    if result_token is not None:
+        values["result_token"] = result_token
+    res = await conn.execute(
+        update(swaps).where(swaps.c.id == swap_id, swaps.c.state == PENDING).values(**values)
+    )
+    return res.rowcount == 1
+
+
+async def add_proofs(
+    conn: AsyncConnection, mint_url: str, unit: str, swap_id: str, new: list[dict[str, Any]]
+) -> None:
+    """Store proofs the node now owns (dicts with id, amount, secret, C, Y)."""
+    if not new:
+        return
+    t = now_ms()
+    await conn.execute(
+        insert(proofs),
+        [
+            {
+                "mint_url": mint_url,
+                "unit": unit,
+                "keyset_id": p["id"],
+                "amount": p["amount"],
+                "secret": p["secret"],
+                "C": p["C"],
+                "Y": p["Y"],
+                "state": "unspent",
+                "swap_id": swap_id,
+                "created_at": t,
+            }
+            for p in new
+        ],
+    )
+
+
+async def take_proofs(
+    conn: AsyncConnection, mint_url: str, unit: str, amount: int, swap_id: str
+) -> list[dict[str, Any]] | None:
+    """Reserve unspent proofs worth at least ``amount`` for ``swap_id``; None if the wallet is short.
+
+    Largest first keeps the number of inputs (and so NUT-02 fees) small.
+    """
+    rows = (
+        await conn.execute(
+            select(proofs.c.id, proofs.c.keyset_id, proofs.c.amount, proofs.c.secret, proofs.c.C)
+            .where(proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == "unspent")
+            .order_by(proofs.c.amount.desc())
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    chosen: list[Any] = []
+    total = 0
+    for r in rows:
+        if total >= amount:
+            break
+        chosen.append(r)
+        total += int(r[2])
+    if total < amount:
+        return None
+    ids = [r[0] for r in chosen]
+    await conn.execute(
+        update(proofs)
+        .where(proofs.c.id.in_(ids), proofs.c.state == "unspent")
+        .values(state="reserved", spent_by=swap_id)
+    )
+    return [{"id": r[1], "amount": int(r[2]), "secret": r[3], "C": r[4]} for r in chosen]
+
+
+async def settle_inputs(conn: AsyncConnection, swap_id: str, spent: bool) -> None:
+    """After a swap: its reserved inputs become spent, or (if it never happened) unspent again."""
+    if spent:
+        await conn.execute(update(proofs).where(proofs.c.spent_by == swap_id).values(state="spent"))
+    else:
+        await conn.execute(
+            update(proofs).where(proofs.c.spent_by == swap_id).values(state="unspent", spent_by=None)
+        )
+
+
+async def wallet_total(conn: AsyncConnection, mint_url: str, unit: str) -> int:
+    row = (
+        await conn.execute(
+            select(func.coalesce(func.sum(proofs.c.amount), 0)).where(
+                proofs.c.mint_url == mint_url,
+                proofs.c.unit == unit,
+                proofs.c.state.in_(("unspent", "reserved")),
+            )
+        )
+    ).first()
+    return int(row[0]) if row else 0
+
+
+async def abandon_redeem(conn: AsyncConnection, swap_id: str) -> None:
+    """A redeem swap that never happened: fail it, free the token hash, drop a key it created unfunded."""
+    from routstr.storage.schema import api_keys, ledger
+
+    row = (await conn.execute(select(swaps.c.key_id).where(swaps.c.id == swap_id))).first()
+    await conn.execute(
+        update(swaps)
+        .where(swaps.c.id == swap_id, swaps.c.state == PENDING)
+        .values(state=FAILED, token_hash=None, key_id=None, updated_at=now_ms())
+    )
+    key_id = row[0] if row else None
+    if key_id is None:
+        return
+    used = (await conn.execute(select(ledger.c.id).where(ledger.c.key_id == key_id).limit(1))).first()
+    others = (await conn.execute(select(swaps.c.id).where(swaps.c.key_id == key_id).limit(1))).first()
+    if used is None and others is None:
+        await conn.execute(api_keys.delete().where(api_keys.c.id == key_id, api_keys.c.balance_msat == 0))

@@ -1,0 +1,93 @@
+"""The models this node sells: the upstream's list joined with the operator's prices.
+
+Fetched at start-up and refreshed in the background; a request never waits for it. Prices are
+resolved once per model and rate (USD prices need the BTC/USD rate), then served from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from routstr.core.pricing import ModelPrice, PriceBook
+from routstr.upstream.client import Upstream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamModel:
+    id: str
+    name: str
+    created: int
+    context_length: int | None
+    owned_by: str
+
+
+class Catalogue:
+    def __init__(self, prices: PriceBook, btc_usd: Decimal | None, default_max_output: int) -> None:
+        self.prices = prices
+        self.btc_usd = btc_usd
+        self.default_max_output = default_max_output
+        self.models: dict[str, UpstreamModel] = {}
+        self._resolved: dict[str, ModelPrice] = {}
+
+    def price(self, model: str) -> ModelPrice:
+        p = self._resolved.get(model)
+        if p is None:
+            spec = self.prices.spec_for(model)
+            p = spec.resolve(self.btc_usd)
+            um = self.models.get(model)
+            if p.context_length is None and um is not None and um.context_length:
+                p = ModelPrice(
+                    p.prompt_msat_per_mtok,
+                    p.completion_msat_per_mtok,
+                    p.request_msat,
+                    p.max_output_tokens,
+                    um.context_length,
+                )
+            self._resolved[model] = p
+        return p
+
+    def max_output(self, price: ModelPrice) -> tuple[int, bool]:
+        """The output bound for a request that set none, and whether the node must impose it."""
+        if price.max_output_tokens:
+            return price.max_output_tokens, False
+        if price.context_length:
+            return price.context_length, False
+        return self.default_max_output, True
+
+    def set_upstream_models(self, raw: Any) -> None:
+        data = raw.get("data") if isinstance(raw, dict) else None
+        models: dict[str, UpstreamModel] = {}
+        for m in data or ():
+            if not isinstance(m, dict) or not isinstance(m.get("id"), str):
+                continue
+            ctx = m.get("context_length") or m.get("max_model_len") or m.get("context_window")
+            models[m["id"]] = UpstreamModel(
+                id=m["id"],
+                name=str(m.get("name") or m["id"]),
+                created=int(m.get("created") or 0),
+                context_length=int(ctx) if isinstance(ctx, int) and ctx > 0 else None,
+                owned_by=str(m.get("owned_by") or ""),
+            )
+        self.models = models
+        self._resolved.clear()
+
+    async def refresh(self, upstream: Upstream) -> None:
+        try:
+            self.set_upstream_models(await upstream.get_json("/models"))
+        except Exception as e:  # the node keeps serving with what it knew
+            log.warning("could not fetch the upstream's model list: %s", type(e).__name__)
+
+    async def refresh_forever(self, upstream: Upstream, every_s: float = 300.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.refresh(upstream)
+
+    def listed_ids(self) -> list[str]:
+        """Models on offer: the upstream's, plus any priced explicitly in the pricing file."""
+        return sorted(set(self.models) | set(self.prices.models))

@@ -1,0 +1,59 @@
+"""The one pooled HTTP client towards the upstream provider.
+
+aiohttp's client is used on purpose: measured here, a relay through it serves an order of magnitude
+more requests per second than one through httpx. Only an allow-list of headers leaves the node: the
+user's key, cookies, user agent and address never reach the provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+
+from routstr.core.errors import UpstreamError
+
+FORWARDED_HEADERS = ("accept", "openai-beta", "anthropic-version", "anthropic-beta")
+
+
+class Upstream:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        session: aiohttp.ClientSession,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        )
+
+    def headers_for(self, incoming: Any) -> dict[str, str]:
+        h = {"Content-Type": "application/json", **self._auth}
+        for name in FORWARDED_HEADERS:
+            v = incoming.get(name)
+            if v:
+                h[name] = v
+        return h
+
+    async def post(self, path: str, body: dict[str, Any], incoming_headers: Any) -> aiohttp.ClientResponse:
+        """Send a request; connection problems become ``UpstreamError`` (nothing was delivered)."""
+        try:
+            return await self.session.post(
+                self.base_url + path,
+                data=orjson.dumps(body),
+                headers=self.headers_for(incoming_headers),
+                timeout=self.timeout,
+            )
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise UpstreamError(f"The upstream provider could not be reached: {type(e).__name__}") from None
+
+    async def get_json(self, path: str) -> Any:
+        async with self.session.get(self.base_url + path, headers=self._auth, timeout=self.timeout) as r:
+            r.raise_for_status()
+            return orjson.loads(await r.read())

@@ -1,0 +1,60 @@
+"""The mints this node trusts, one pooled client each. No other mint is ever contacted."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from routstr.cashu.errors import MintUnavailable
+from routstr.cashu.mint_client import MintClient
+from routstr.cashu.nut01 import Keyset
+from routstr.core.errors import ServiceUnavailable
+
+
+def canonical_mint_url(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+class MintRegistry:
+    def __init__(
+        self, urls: tuple[str, ...], session: aiohttp.ClientSession, timeout_s: float = 20.0
+    ) -> None:
+        self.urls = tuple(canonical_mint_url(u) for u in urls)
+        self._clients = {u: MintClient(u, session, timeout_s=timeout_s) for u in self.urls}
+        self._active: dict[tuple[str, str], Keyset] = {}
+
+    @property
+    def primary(self) -> str:
+        return self.urls[0]
+
+    def is_trusted(self, url: str) -> bool:
+        return canonical_mint_url(url) in self._clients
+
+    def client(self, url: str) -> MintClient:
+        return self._clients[canonical_mint_url(url)]
+
+    async def active_keyset(self, url: str, unit: str) -> Keyset:
+        """The keyset new outputs are made for (cached; refreshed when the mint rotates keys)."""
+        key = (canonical_mint_url(url), unit)
+        ks = self._active.get(key)
+        if ks is not None:
+            return ks
+        client = self.client(url)
+        try:
+            infos = await client.keysets()
+            active = [k for k in infos if k.active and k.unit == unit]
+            if not active:
+                raise ServiceUnavailable(f"Mint {url} has no active keyset for unit {unit!r}")
+            keysets = await client.keys(active[0].id)
+        except MintUnavailable as e:
+            raise ServiceUnavailable(f"Mint {url} is unavailable: {e}") from None
+        ks = keysets[0]
+        self._active[key] = ks
+        return ks
+
+    async def keyset(self, url: str, keyset_id: str) -> Keyset:
+        """Public keys of one keyset (never change for an id; the client caches them)."""
+        return (await self.client(url).keys(keyset_id))[0]
+
+    def forget_active(self, url: str) -> None:
+        for key in [k for k in self._active if k[0] == canonical_mint_url(url)]:
+            del self._active[key]

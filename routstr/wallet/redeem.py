@@ -1,0 +1,228 @@
+"""Redeeming a user's Cashu token into a key's balance, exactly once.
+
+The steps, each committed before the next begins:
+1. record the swap (the user's proofs and our fresh outputs) and the key it will credit;
+2. ask the mint to swap the proofs for our outputs;
+3. store the new proofs and credit the key in one transaction.
+A crash after 1 leaves a pending swap that ``recovery`` finishes (NUT-09 restore) or undoes (NUT-07).
+Concurrent requests with the same token wait for the first one instead of racing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from routstr.cashu.errors import MintError, MintUnavailable, TokenError
+from routstr.cashu.nut00 import Proof
+from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.outputs import prepare_outputs
+from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
+from routstr.core.errors import ApiError, InvalidRequest, ServiceUnavailable
+from routstr.core.money import UNIT_MSAT, unit_to_msat
+from routstr.storage import accounts, wallet_store
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
+
+# How long a request waits for another request (maybe in another process) redeeming the same token.
+REDEEM_WAIT_S = 30.0
+
+
+class TokenAlreadySpent(InvalidRequest):
+    code = "token_already_spent"
+
+
+class TokenInvalid(InvalidRequest):
+    code = "invalid_token"
+
+
+class MintNotAccepted(InvalidRequest):
+    code = "mint_not_accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a redeemed token's value goes: an existing key, or a key created with this hash."""
+
+    key_id: int | None = None
+    new_key_hash: str | None = None
+    new_key_kind: str = "sk"
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    key_id: int
+    amount_msat: int
+    mint_url: str
+    unit: str
+    fresh: bool  # False when the token had been redeemed before (idempotent replay)
+
+
+def parse_token(value: str, mints: MintRegistry) -> Token:
+    """Decode a token and check it is one the node takes (trusted mint, a unit it can price)."""
+    try:
+        token = decode_token(value)
+    except TokenError as e:
+        raise TokenInvalid(f"Invalid Cashu token: {e}") from None
+    if not token.proofs:
+        raise TokenInvalid("Invalid Cashu token: it holds no proofs")
+    if token.unit not in UNIT_MSAT:
+        raise TokenInvalid(f"Unsupported token unit {token.unit!r}; this node takes sat or msat tokens")
+    if not mints.is_trusted(token.mint):
+        raise MintNotAccepted(
+            f"Tokens from mint {token.mint} are not accepted by this node",
+            details={"mint": token.mint, "accepted_mints": list(mints.urls)},
+        )
+    return token
+
+
+def token_identity(secret: bytes, token: Token) -> str:
+    """The hash a token is known by: its mint and proof secrets, whatever its encoding (V3 or V4)."""
+    canonical = token.mint.rstrip("/") + "\n" + "\n".join(sorted(p.secret for p in token.proofs))
+    return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+class Redeemer:
+    """Turns tokens into credit. One per node; holds the in-process wait list for duplicates."""
+
+    def __init__(self, db: Database, mints: MintRegistry, secret: bytes) -> None:
+        self.db = db
+        self.mints = mints
+        self.secret = secret
+        self._inflight: dict[tuple[str, Target], asyncio.Future[Redeemed]] = {}
+
+    async def redeem(self, token: Token, target: Target) -> Redeemed:
+        """Credit ``token`` to ``target`` once; a replay for the same target returns the first result."""
+        th = token_identity(self.secret, token)
+        slot = (th, target)
+        waiting = self._inflight.get(slot)
+        if waiting is not None:
+            r = await asyncio.wait_for(asyncio.shield(waiting), REDEEM_WAIT_S)
+            return Redeemed(r.key_id, r.amount_msat, r.mint_url, r.unit, fresh=False)
+        fut: asyncio.Future[Redeemed] = asyncio.get_running_loop().create_future()
+        self._inflight[slot] = fut
+        try:
+            result = await self._redeem(token, th, target)
+            fut.set_result(result)
+            return result
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[slot]
+
+    async def _redeem(self, token: Token, th: str, target: Target) -> Redeemed:
+        client = self.mints.client(token.mint)
+        try:
+            keysets = await client.keysets()
+            proofs: list[Proof] = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
+        except TokenError as e:
+            raise TokenInvalid(f"Invalid Cashu token: {e}") from None
+        except MintUnavailable as e:
+            raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}") from None
+        fees = fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+        amount = sum(p.amount for p in proofs) - fees
+        if amount <= 0:
+            raise TokenInvalid(
+                f"Token is worth {token.amount} {token.unit}, less than the mint's fee of {fees}"
+            )
+        active = await self.mints.active_keyset(token.mint, token.unit)
+        prepared = prepare_outputs(split_amount(amount), active.id)
+        swap_id = uuid.uuid4().hex
+
+        try:
+            async with self.db.write() as conn:
+                existing = await wallet_store.swap_by_token_hash(conn, th)
+                if existing is None:
+                    key_id = target.key_id
+                    if key_id is None:
+                        assert target.new_key_hash is not None
+                        key_id = await accounts.create_key(
+                            conn, target.new_key_hash, target.new_key_kind, token.mint, token.unit
+                        )
+                    await wallet_store.insert_swap(
+                        conn,
+                        swap_id=swap_id,
+                        kind="redeem",
+                        mint_url=token.mint,
+                        unit=token.unit,
+                        key_id=key_id,
+                        token_hash=th,
+                        inputs=[p.to_input_dict() for p in proofs],
+                        outputs=[output_record(o, "node") for o in prepared],
+                    )
+        except IntegrityError:
+            existing = None  # another process recorded it between our read and insert
+            async with self.db.read() as conn:
+                existing = await wallet_store.swap_by_token_hash(conn, th)
+            if existing is None:
+                raise
+        if existing is not None:
+            return await self._await_other(th, target)
+
+        try:
+            sigs = await client.swap(proofs, [o.to_blinded_message() for o in prepared])
+        except MintError as e:
+            await self._abandon(swap_id)
+            if e.is_already_spent:
+                raise TokenAlreadySpent("This Cashu token has already been spent") from None
+            raise TokenInvalid(
+                f"The mint rejected the token: {e.detail}", details={"mint_code": e.code}
+            ) from None
+        except MintUnavailable as e:
+            if not e.maybe_processed:
+                await self._abandon(swap_id)
+            # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
+            raise ServiceUnavailable(
+                f"Mint {token.mint} is unavailable; the token was not charged, try again shortly"
+            ) from None
+        outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
+        return self._redeemed(outcome, token, fresh=True)
+
+    async def _await_other(self, th: str, target: Target) -> Redeemed:
+        """The token is (being) redeemed by another request: wait for it, and share the result only
+        with a request for the same key (a spent token must not open someone's sk- key)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REDEEM_WAIT_S
+        while True:
+            async with self.db.read() as conn:
+                s = await wallet_store.swap_by_token_hash(conn, th)
+                same = s is not None and await self._is_target(conn, s.key_id, target)
+            if s is None or s.state == wallet_store.FAILED or not same:
+                raise TokenAlreadySpent("This Cashu token has already been spent")
+            if s.state == wallet_store.DONE and s.key_id is not None:
+                credited = sum(o["amount"] for o in s.outputs if o.get("owner") == "node")
+                return Redeemed(s.key_id, unit_to_msat(credited, s.unit), s.mint_url, s.unit, fresh=False)
+            if loop.time() > deadline:
+                raise ServiceUnavailable("This token is still being redeemed; try again shortly")
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    async def _is_target(conn: AsyncConnection, key_id: int | None, target: Target) -> bool:
+        if key_id is None:
+            return False
+        if target.key_id is not None:
+            return key_id == target.key_id
+        row = await accounts.key_by_id(conn, key_id)
+        if row is None or row.kind != target.new_key_kind:
+            return False
+        return await accounts.key_hash_of(conn, key_id) == target.new_key_hash
+
+    async def _abandon(self, swap_id: str) -> None:
+        """The swap certainly did not happen: forget it so the token can be tried again."""
+        async with self.db.write() as conn:
+            await wallet_store.abandon_redeem(conn, swap_id)
+
+    @staticmethod
+    def _redeemed(outcome: SwapOutcome, token: Token, fresh: bool) -> Redeemed:
+        if outcome.key_id is None:
+            raise ApiError("redeem finished without a key")
+        return Redeemed(outcome.key_id, outcome.credited_msat, token.mint, token.unit, fresh=fresh)

@@ -1,0 +1,104 @@
+"""Paying a key's balance back as a Cashu token of the key's mint.
+
+The debit, the choice of the node's proofs and the swap record are one transaction; the token is
+made by a swap at the mint (so the user's proofs are fresh and the node keeps the change). The
+mint's input fee (NUT-02), if any, is paid out of the refund.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from routstr.cashu.errors import MintError, MintUnavailable
+from routstr.cashu.nut00 import Proof
+from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.outputs import prepare_outputs
+from routstr.core.errors import InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from routstr.core.money import UNIT_MSAT
+from routstr.storage import accounts, wallet_store
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.recovery import recover_swap, revert_refund
+from routstr.wallet.swaps import complete_swap, output_record
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    token: str
+    amount: int  # in the token's unit
+    unit: str
+    mint_url: str
+    debited_msat: int
+
+
+class Refunder:
+    def __init__(self, db: Database, mints: MintRegistry) -> None:
+        self.db = db
+        self.mints = mints
+
+    async def refund(self, key_id: int) -> Refund:
+        async with self.db.read() as conn:
+            key = await accounts.key_by_id(conn, key_id)
+        if key is None or key.mint_url is None:
+            raise NotFound("Unknown key")
+        per_unit = UNIT_MSAT[key.unit]
+        units = key.balance_msat // per_unit
+        if units <= 0:
+            raise InvalidRequest(
+                "Nothing to refund: the balance is below one " + key.unit,
+                details={"balance_msat": key.balance_msat, "reserved_msat": key.reserved_msat},
+            )
+        debit = units * per_unit
+        active = await self.mints.active_keyset(key.mint_url, key.unit)
+        infos = {k.id: k.input_fee_ppk for k in await self.mints.client(key.mint_url).keysets()}
+        swap_id = uuid.uuid4().hex
+        async with self.db.write() as conn:
+            if not await accounts.debit_for_refund(conn, key_id, debit, ref=swap_id):
+                raise InvalidRequest("The balance changed while refunding; try again")
+            chosen = await wallet_store.take_proofs(conn, key.mint_url, key.unit, units, swap_id)
+            if chosen is None:
+                raise InternalError(
+                    "The node's wallet cannot cover this refund; the operator has been alerted"
+                )
+            inputs = [Proof(amount=c["amount"], id=c["id"], secret=c["secret"], C=c["C"]) for c in chosen]
+            fee = fee_for(inputs, infos)
+            total = sum(p.amount for p in inputs)
+            user_amount = min(units, total - fee)
+            change = total - fee - user_amount
+            if user_amount <= 0:
+                raise InvalidRequest(f"The balance does not cover the mint's fee of {fee} {key.unit}")
+            user_out = prepare_outputs(split_amount(user_amount), active.id)
+            node_out = prepare_outputs(split_amount(change), active.id) if change else []
+            await wallet_store.insert_swap(
+                conn,
+                swap_id=swap_id,
+                kind="refund",
+                mint_url=key.mint_url,
+                unit=key.unit,
+                key_id=key_id,
+                token_hash=None,
+                inputs=[p.to_input_dict() for p in inputs],
+                outputs=[output_record(o, "user") for o in user_out]
+                + [output_record(o, "node") for o in node_out],
+                user_amount=user_amount,
+            )
+        client = self.mints.client(key.mint_url)
+        try:
+            sigs = await client.swap(inputs, [o.to_blinded_message() for o in [*user_out, *node_out]])
+        except MintError as e:
+            await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
+            raise ServiceUnavailable(
+                f"The mint refused the refund swap ({e.detail}); your balance is unchanged"
+            ) from None
+        except MintUnavailable:
+            async with self.db.read() as conn:
+                swap = await wallet_store.swap_by_id(conn, swap_id)
+            if swap is not None:
+                await recover_swap(self.db, self.mints, swap)
+            raise ServiceUnavailable(
+                "The mint did not answer; if the refund went through it is kept for you, call refund again"
+            ) from None
+        outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
+        assert outcome.user_token is not None
+        return Refund(outcome.user_token, user_amount, key.unit, key.mint_url, debit)

@@ -1,0 +1,201 @@
+"""Shared fixtures: a real Nutshell mint, a test wallet, the fake upstream, and the node itself.
+
+The node runs in-process (same event loop as the tests) on a loopback port, on SQLite and — when
+``TEST_POSTGRES_URL`` is set, as in CI — on PostgreSQL too: every node test runs once per backend.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from routstr.app import create_app
+from routstr.config import Settings, load_settings
+from routstr.devtools.fake_upstream import STATE, FakeUpstreamState, start_fake_upstream
+from routstr.devtools.nutshell import NutshellMint, ensure_nutshell_venv
+from routstr.devtools.test_wallet import TestWallet
+from routstr.storage import accounts
+from routstr.storage.db import Database
+
+PRICING = """
+[default]
+prompt_sats_per_mtok = 1000
+completion_sats_per_mtok = 3000
+
+[models."gpt-4o-mini"]
+prompt_sats_per_mtok = 2000
+completion_sats_per_mtok = 7000
+
+[models."gpt-4o"]
+prompt_usd_per_mtok = 2.5
+completion_usd_per_mtok = 10
+request_usd = 0.001
+"""
+UPSTREAM_KEY = "sk-upstream-secret"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mint: runs a real Nutshell mint")
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgres"] if os.environ.get("TEST_POSTGRES_URL") else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def nutshell_python() -> Path:
+    return ensure_nutshell_venv()
+
+
+@pytest.fixture(scope="session")
+def mint(nutshell_python: Path) -> Iterator[NutshellMint]:
+    with NutshellMint("node-tests") as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def mint_url(mint: NutshellMint) -> str:
+    return mint.url
+
+
+@pytest.fixture(scope="session")
+def wallet(nutshell_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestWallet]:
+    with TestWallet(tmp_path_factory.mktemp("wallet")) as w:
+        yield w
+
+
+@dataclass
+class Upstream:
+    url: str
+    state: FakeUpstreamState
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fake_upstream() -> AsyncIterator[Upstream]:
+    runner, url = await start_fake_upstream(expected_api_key=UPSTREAM_KEY, timeout_s=3)
+    yield Upstream(url, runner.app[STATE])
+    await runner.cleanup()
+
+
+async def _postgres_db(base: str) -> tuple[str, str]:
+    """A fresh database per test session on the CI server, so runs never see each other's rows."""
+    import asyncpg
+
+    name = "routstr_t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    root = base.rsplit("/", 1)[0]
+    return name, f"{root}/{name}"
+
+
+async def _drop_postgres_db(base: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class NodeHandle:
+    url: str
+    settings: Settings
+    app: web.Application
+    db: Database
+    upstream: Upstream
+    backend: str
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+    async def key_row(self, key_id: int) -> accounts.KeyRow:
+        async with self.db.read() as conn:
+            row = await accounts.key_by_id(conn, key_id)
+        assert row is not None
+        return row
+
+    async def ledger_sums(self, key_id: int) -> dict[str, int]:
+        async with self.db.read() as conn:
+            return await accounts.ledger_sums(conn, key_id)
+
+    async def assert_books_balance(self, key_id: int) -> accounts.KeyRow:
+        """The ledger sums to the stored balance and reservation (see routstr.core.ledger)."""
+        row = await self.key_row(key_id)
+        s = await self.ledger_sums(key_id)
+        available = s.get("credit", 0) - s.get("reserve", 0) + s.get("release", 0) - s.get("refund", 0)
+        reserved = s.get("reserve", 0) - s.get("release", 0) - s.get("charge", 0)
+        assert available == row.balance_msat, (s, row)
+        assert reserved == row.reserved_msat, (s, row)
+        assert row.balance_msat >= 0 and row.reserved_msat >= 0
+        return row
+
+
+def node_env(mint_url: str, upstream_url: str, db_url: str, pricing: Path, **extra: str) -> dict[str, str]:
+    return {
+        "UPSTREAM_BASE_URL": upstream_url,
+        "UPSTREAM_API_KEY": UPSTREAM_KEY,
+        "CASHU_MINTS": mint_url,
+        "DATABASE_URL": db_url,
+        "BTC_USD_PRICE": "100000",
+        "PRICING_FILE": str(pricing),
+        "NAME": "test node",
+        **extra,
+    }
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", params=_backends())
+async def node(
+    request: pytest.FixtureRequest,
+    mint_url: str,
+    fake_upstream: Upstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[NodeHandle]:
+    backend: str = request.param
+    tmp = tmp_path_factory.mktemp(f"node-{backend}")
+    pricing = tmp / "pricing.toml"
+    pricing.write_text(PRICING)
+    pg_name = None
+    pg_base = os.environ.get("TEST_POSTGRES_URL", "")
+    if backend == "sqlite":
+        db_url = f"sqlite:///{tmp / 'node.sqlite3'}"
+    else:
+        pg_name, db_url = await _postgres_db(pg_base)
+    settings = load_settings(node_env(mint_url, fake_upstream.url, db_url, pricing), env_file=None)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    from routstr.api.state import NODE
+
+    handle = NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, fake_upstream, backend)
+    yield handle
+    await runner.cleanup()
+    if pg_name:
+        await _drop_postgres_db(pg_base, pg_name)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def chat_body(content: str = "Hello there, node!", model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
