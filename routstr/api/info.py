@@ -51,7 +51,7 @@ def model_entry(node: Node, model_id: str) -> dict[str, Any]:
     price: ModelPrice = node.catalogue.price(model_id)
     um = node.catalogue.models.get(model_id)
     btc = node.catalogue.btc_usd
-    max_out, _ = node.catalogue.max_output(price)
+    max_out = node.catalogue.max_output(price)
     ctx = price.context_length
     max_prompt = ctx or max_out
     max_cost_msat = price.cost_msat(max_prompt, max_out)

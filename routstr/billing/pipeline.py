@@ -17,7 +17,6 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from routstr.api.middleware import REQUEST_ID
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_json_body
@@ -58,13 +57,15 @@ class Pipeline:
         self.upstream = upstream
         self.max_body = max_body
 
-    async def run(self, request: web.Request, adapter: EndpointAdapter) -> web.StreamResponse:
+    async def run(
+        self, request: web.Request, adapter: EndpointAdapter, request_id: str
+    ) -> web.StreamResponse:
         bearer = self.auth.require_bearer(request.headers)
         raw, body = await read_json_body(request, self.max_body)
         facts = adapter.inspect(body, len(raw))
         key_id = await self.auth.key_id(bearer)
         price = self.catalogue.price(facts.model)
-        held = await self._reserve(key_id, request[REQUEST_ID], price, facts, body, adapter)
+        held = await self._reserve(key_id, request_id, price, facts, body, adapter)
         if facts.stream:
             adapter.prepare_stream(body)
         try:
@@ -92,10 +93,8 @@ class Pipeline:
         body: dict[str, Any],
         adapter: EndpointAdapter,
     ) -> Held:
-        if facts.requested_max_output is not None:
-            max_out, impose = facts.requested_max_output, False
-        else:
-            max_out, impose = self.catalogue.max_output(price)
+        max_out = facts.requested_max_output or self.catalogue.max_output(price)
+        impose = False
         amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
         if not await self._try_reserve(key_id, amount, request_id, facts.model):
             async with self.db.read() as conn:

@@ -10,7 +10,7 @@ from .nut01 import Keyset
 from .nut02 import KeysetInfo, fee_for, split_amount
 from .nut07 import ProofState
 from .nut12 import verify_dleq_proof, verify_dleq_signature
-from .outputs import PreparedOutput, prepare_outputs, unblind_signatures
+from .outputs import PreparedOutput, prepare_outputs, unblind_restored, unblind_signatures
 from .tokens import Token, decode_token, encode_token_v3, encode_token_v4, resolve_short_keyset_ids
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "prepare_outputs",
     "resolve_short_keyset_ids",
     "split_amount",
+    "unblind_restored",
     "unblind_signatures",
     "verify_dleq_proof",
     "verify_dleq_signature",

@@ -22,6 +22,8 @@ from .nut03 import PostSwapRequest, PostSwapResponse
 from .nut07 import PostCheckStateRequest, PostCheckStateResponse
 from .nut09 import PostRestoreRequest, PostRestoreResponse
 
+# Nutshell rejects requests with more than `mint_max_request_length` (default 1000) entries
+CHECKSTATE_BATCH = 1000
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -56,7 +58,7 @@ class MintClient:
         data = orjson.dumps(body) if body is not None else None
         try:
             async with self._session.request(
-                method, url, data=data, headers=_JSON_HEADERS, timeout=self._timeout
+                method, url, data=data, headers=_JSON_HEADERS, timeout=self._timeout, raise_for_status=False
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
@@ -185,15 +187,16 @@ class MintClient:
         return sigs
 
     async def check_state(self, Ys: Sequence[str]) -> dict[str, str]:
-        """NUT-07: map each Y (hex) to "UNSPENT" | "PENDING" | "SPENT"."""
-        if not Ys:
-            return {}
-        resp = await self._post("/v1/checkstate", PostCheckStateRequest(Ys=list(Ys)).to_dict())
-        try:
-            states = PostCheckStateResponse.from_dict(resp).states
-        except ValueError as e:
-            raise CashuProtocolError(f"bad checkstate response: {e}") from None
-        result = {s.Y: str(s.state) for s in states}
+        """NUT-07: map each Y (hex) to "UNSPENT" | "PENDING" | "SPENT" (batched by CHECKSTATE_BATCH)."""
+        result: dict[str, str] = {}
+        for start in range(0, len(Ys), CHECKSTATE_BATCH):
+            batch = list(Ys[start : start + CHECKSTATE_BATCH])
+            resp = await self._post("/v1/checkstate", PostCheckStateRequest(Ys=batch).to_dict())
+            try:
+                states = PostCheckStateResponse.from_dict(resp).states
+            except ValueError as e:
+                raise CashuProtocolError(f"bad checkstate response: {e}") from None
+            result.update((s.Y, str(s.state)) for s in states)
         missing = [y for y in Ys if y not in result]
         if missing:
             raise CashuProtocolError(f"mint returned no state for {len(missing)} of {len(Ys)} Ys")

@@ -105,3 +105,25 @@ def unblind_signatures(
             raise CashuProtocolError("mint sent no DLEQ proof")
         proofs.append(Proof(amount=sig.amount, id=sig.id, secret=out.secret, C=C.format().hex(), dleq=dleq))
     return proofs
+
+
+def unblind_restored(
+    prepared: list[PreparedOutput],
+    restored: list[tuple[BlindedMessage, BlindedSignature]],
+    keyset: Keyset,
+    verify_dleq: bool = True,
+) -> list[Proof]:
+    """Proofs for the outputs a NUT-09 restore found signed (matched by B_; unsigned ones are skipped).
+
+    This is the recovery path after a swap whose answer was lost (`MintUnavailable.maybe_processed`).
+    """
+    by_b = {p.B_: p for p in prepared}
+    matched: list[PreparedOutput] = []
+    sigs: list[BlindedSignature] = []
+    for msg, sig in restored:
+        out = by_b.get(msg.B_.lower())
+        if out is None:
+            raise CashuProtocolError("restore returned an output that was not asked for")
+        matched.append(out)
+        sigs.append(sig)
+    return unblind_signatures(matched, sigs, keyset, verify_dleq=verify_dleq)

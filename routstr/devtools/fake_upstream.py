@@ -269,18 +269,21 @@ async def _stream(
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
-    await resp.prepare(request)
-    if delay:
-        for i, event in enumerate(events):
-            if i:
-                await asyncio.sleep(delay)
-            await resp.write(event)
-    else:
-        await resp.write(b"".join(events))  # one write: the bytes on the wire are the same SSE events
-    if cut:
-        _drop(request)
-        return resp
-    await resp.write_eof()
+    try:
+        await resp.prepare(request)
+        if delay:
+            for i, event in enumerate(events):
+                if i:
+                    await asyncio.sleep(delay)
+                await resp.write(event)
+        else:
+            await resp.write(b"".join(events))  # one write: the bytes on the wire are the same SSE events
+        if cut:
+            _drop(request)
+            return resp
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away mid-stream: nothing to answer, nothing to log
     return resp
 
 

@@ -52,13 +52,18 @@ class Catalogue:
             self._resolved[model] = p
         return p
 
-    def max_output(self, price: ModelPrice) -> tuple[int, bool]:
-        """The output bound for a request that set none, and whether the node must impose it."""
+    def max_output(self, price: ModelPrice) -> int:
+        """The output tokens reserved for a request that set no limit.
+
+        The model's own output limit when the operator priced it; otherwise DEFAULT_MAX_OUTPUT_TOKENS
+        (within the context length). A longer answer is still charged in full from the balance at
+        settlement (never below zero); reserving a whole context window would lock most balances.
+        """
         if price.max_output_tokens:
-            return price.max_output_tokens, False
+            return price.max_output_tokens
         if price.context_length:
-            return price.context_length, False
-        return self.default_max_output, True
+            return min(price.context_length, self.default_max_output)
+        return self.default_max_output
 
     def set_upstream_models(self, raw: Any) -> None:
         data = raw.get("data") if isinstance(raw, dict) else None

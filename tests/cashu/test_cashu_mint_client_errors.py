@@ -215,3 +215,19 @@ async def test_concurrent_first_calls_share_one_keysets_request(
     client = MintClient(url, session)
     results = await asyncio.gather(*(client.keysets() for _ in range(5)))
     assert calls == 1 and all(r == results[0] for r in results)
+
+
+async def test_check_state_is_batched(
+    server: tuple[Scripted, str], session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted, url = server
+    monkeypatch.setattr("routstr.cashu.mint_client.CHECKSTATE_BATCH", 2)
+
+    async def checkstate(request: web.Request) -> web.Response:
+        ys = (await request.json())["Ys"]
+        return web.json_response({"states": [{"Y": y, "state": "UNSPENT", "witness": None} for y in ys]})
+
+    scripted.routes["/v1/checkstate"] = checkstate
+    ys = [f"02{i:02x}" for i in range(5)]
+    assert await MintClient(url, session).check_state(ys) == dict.fromkeys(ys, "UNSPENT")
+    assert [len(b["Ys"]) for b in scripted.bodies] == [2, 2, 1]

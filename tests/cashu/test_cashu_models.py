@@ -35,7 +35,8 @@ def test_swap_response() -> None:
     [parsed] = PostSwapResponse.from_dict({"signatures": [sig]}).signatures
     assert parsed == BlindedSignature(2, V1_ID, C, DLEQProof("01" * 32, "02" * 32))
     assert parsed.to_dict() == sig
-    for bad in ({}, {"signatures": None}, {"signatures": [{"amount": 2, "id": V1_ID}]}, []):
+    bads: list[Any] = [{}, {"signatures": None}, {"signatures": [{"amount": 2, "id": V1_ID}]}, []]
+    for bad in bads:
         with pytest.raises(ValueError):
             PostSwapResponse.from_dict(bad)
 

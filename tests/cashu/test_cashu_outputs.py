@@ -12,7 +12,7 @@ from routstr.cashu.nut00 import BlindedMessage, BlindedSignature, DLEQProof, sig
 from routstr.cashu.nut01 import Keyset
 from routstr.cashu.nut02 import derive_keyset_id_v2, split_amount
 from routstr.cashu.nut12 import sign_dleq, verify_dleq_proof
-from routstr.cashu.outputs import PreparedOutput, prepare_outputs, unblind_signatures
+from routstr.cashu.outputs import PreparedOutput, prepare_outputs, unblind_restored, unblind_signatures
 
 
 class FakeMint:
@@ -110,3 +110,15 @@ def test_mismatches_raise(mint: FakeMint) -> None:
     small = Keyset(id=mint.keyset.id, unit="sat", keys={1: mint.keyset.keys[1]})
     with pytest.raises(CashuProtocolError, match="no key for amount 2"):
         unblind_signatures(prepared, sigs, small)
+
+
+def test_unblind_restored_matches_by_b(mint: FakeMint) -> None:
+    prepared = prepare_outputs([1, 2, 4], mint.keyset.id)
+    signed = prepared[:2]
+    sigs = mint.sign([p.to_blinded_message() for p in signed])
+    pairs = list(zip([p.to_blinded_message() for p in signed], sigs, strict=True))
+    proofs = unblind_restored(list(reversed(prepared)), pairs, mint.keyset)
+    assert [p.secret for p in proofs] == [p.secret for p in signed]
+    stranger = prepare_outputs([1], mint.keyset.id)
+    with pytest.raises(CashuProtocolError, match="not asked for"):
+        unblind_restored(stranger, pairs, mint.keyset)

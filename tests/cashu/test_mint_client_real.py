@@ -6,18 +6,24 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
+from typing import Protocol
 
 import aiohttp
 import pytest
-from conftest import RealMint
 
 from routstr.cashu.errors import ErrorCode, MintError, MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for, split_amount, verify_keyset_id
 from routstr.cashu.nut12 import verify_dleq_proof
-from routstr.cashu.outputs import PreparedOutput, prepare_outputs, unblind_signatures
+from routstr.cashu.outputs import PreparedOutput, prepare_outputs, unblind_restored, unblind_signatures
 from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
+
+
+class RealMint(Protocol):
+    """All the tests need from a mint fixture (so the shared devtools fixture can replace conftest's)."""
+
+    url: str
 
 
 class RequestCounter:
@@ -139,7 +145,7 @@ async def test_swap_round_trip(
     fresh = prepare_outputs([1], keyset.id)[0]
     restored = await client.restore([p.to_blinded_message() for p in [*prepared, fresh]])
     assert [o.B_ for o, _ in restored] == [p.B_ for p in prepared]  # unsigned one left out
-    recovered = unblind_signatures(prepared, [sig for _, sig in restored], keyset)
+    recovered = unblind_restored([fresh, *reversed(prepared)], restored, keyset)
     assert [(p.secret, p.C) for p in recovered] == [(p.secret, p.C) for p in proofs]
 
 

@@ -61,7 +61,7 @@ def test_count_tokens_rule() -> None:
 
 
 def test_prompt_tokens_rule() -> None:
-    msgs = [
+    msgs: list[dict[str, Any]] = [
         {"role": "user", "content": "abcdefgh", "name": "bob"},  # 3 + 2 + (1 + 1)
         {"role": "user", "content": [{"type": "text", "text": "abcd"}, {"type": "image_url"}]},  # 3+1+85
     ]
