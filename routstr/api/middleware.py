@@ -64,14 +64,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return resp
 
 
-async def compress_large_responses(request: web.Request, response: web.StreamResponse) -> None:
+@web.middleware
+async def gzip_large_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
     """gzip complete responses over 1 KB when the client accepts it; never event streams."""
-    if not isinstance(response, web.Response) or response.compression:
-        return
+    response = await handler(request)
+    if not isinstance(response, web.Response) or response.prepared:
+        return response
     if response.content_type == "text/event-stream" or "Content-Encoding" in response.headers:
-        return
+        return response
     body = response.body
     if not isinstance(body, bytes | bytearray) or len(body) < GZIP_MIN_BYTES:
-        return
+        return response
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
+    return response

@@ -86,7 +86,7 @@ class FakeUpstreamState:
     unauthorized: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
-    authorizations: list[str] = field(default_factory=list)  # distinct values, in order first seen
+    authorizations: Counter[str] = field(default_factory=Counter)  # Authorization value -> requests
     last_authorization: str | None = None
     last_headers: dict[str, str] = field(default_factory=dict)
     last_body: Any = None
@@ -104,7 +104,7 @@ class FakeUpstreamState:
             "unauthorized": self.unauthorized,
             "by_path": dict(self.by_path),
             "by_model": dict(self.by_model),
-            "authorizations": list(self.authorizations),
+            "authorizations": dict(self.authorizations),
             "last_authorization": self.last_authorization,
             "last_headers": dict(self.last_headers),
             "last_body": self.last_body,
@@ -131,8 +131,8 @@ def _record(request: web.Request, state: FakeUpstreamState) -> web.Response | No
     auth = request.headers.get("Authorization")
     state.last_authorization = auth
     state.last_headers = {str(k): v for k, v in request.headers.items()}
-    if auth is not None and auth not in state.authorizations:
-        state.authorizations.append(auth)
+    if auth is not None:
+        state.authorizations[auth] += 1
     if state.expected_api_key is not None and auth != f"Bearer {state.expected_api_key}":
         state.unauthorized += 1
         shown = (auth or "")[7:][:3] + "…" if auth else "none"

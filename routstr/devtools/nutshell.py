@@ -133,6 +133,7 @@ class NutshellMint:
         input_fee_ppk: int = 0,
         workdir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.name = name
         self.input_fee_ppk = input_fee_ppk
@@ -140,7 +141,7 @@ class NutshellMint:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"nutshell-{name}-"))
         self.log_path = self.workdir / "mint.log"
-        self.port: int | None = None
+        self.port: int | None = port  # None: a free port at first start, then kept for restarts
         self.url = ""
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
@@ -95,6 +97,8 @@ swaps = Table(
     Column("outputs", Text, nullable=False),  # JSON list of prepared outputs (amount, id, secret, r, B_)
     Column("user_amount", BigInteger, nullable=False, server_default="0"),  # refund: units for the user
     Column("result_token", Text, nullable=True),  # refund: the token handed to the user
+    # refund: False while the token has not been handed out (e.g. the node crashed before answering)
+    Column("collected", Boolean, nullable=False, server_default=false()),
     Column("error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

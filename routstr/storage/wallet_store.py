@@ -125,9 +125,10 @@ async def finish_swap(
     key_id: int | None = None,
     result_token: str | None = None,
     error: str | None = None,
+    collected: bool = False,
 ) -> bool:
     """Move a pending swap to its final state; False if another worker finished it first."""
-    values: dict[str, Any] = {"state": state, "updated_at": now_ms(), "error": error}
+    values: dict[str, Any] = {"state": state, "updated_at": now_ms(), "error": error, "collected": collected}
     if key_id is not None:
         values["key_id"] = key_id
     if result_token is not None:
@@ -238,3 +239,18 @@ async def abandon_redeem(conn: AsyncConnection, swap_id: str) -> None:
     others = (await conn.execute(select(swaps.c.id).where(swaps.c.key_id == key_id).limit(1))).first()
     if used is None and others is None:
         await conn.execute(api_keys.delete().where(api_keys.c.id == key_id, api_keys.c.balance_msat == 0))
+
+
+async def refund_swaps(conn: AsyncConnection, key_id: int, state: str) -> list[SwapRow]:
+    q = select(*_SWAP_COLS).where(swaps.c.key_id == key_id, swaps.c.kind == "refund", swaps.c.state == state)
+    if state == DONE:
+        q = q.where(swaps.c.collected.is_(False))
+    return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]
+
+
+async def mark_collected(conn: AsyncConnection, swap_id: str) -> bool:
+    """Hand out an uncollected refund token once (False if another request took it)."""
+    res = await conn.execute(
+        update(swaps).where(swaps.c.id == swap_id, swaps.c.collected.is_(False)).values(collected=True)
+    )
+    return res.rowcount == 1

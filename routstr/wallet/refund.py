@@ -42,6 +42,9 @@ class Refunder:
             key = await accounts.key_by_id(conn, key_id)
         if key is None or key.mint_url is None:
             raise NotFound("Unknown key")
+        earlier = await self._uncollected(key_id)
+        if earlier is not None:
+            return earlier
         per_unit = UNIT_MSAT[key.unit]
         units = key.balance_msat // per_unit
         if units <= 0:
@@ -99,6 +102,19 @@ class Refunder:
             raise ServiceUnavailable(
                 "The mint did not answer; if the refund went through it is kept for you, call refund again"
             ) from None
-        outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
+        outcome = await complete_swap(self.db, self.mints, swap_id, sigs, handing_out=True)
         assert outcome.user_token is not None
         return Refund(outcome.user_token, user_amount, key.unit, key.mint_url, debit)
+
+    async def _uncollected(self, key_id: int) -> Refund | None:
+        """A refund that went through but never reached the user (crash, lost answer): hand it out now."""
+        async with self.db.read() as conn:
+            pending = await wallet_store.refund_swaps(conn, key_id, wallet_store.PENDING)
+        for swap in pending:
+            await recover_swap(self.db, self.mints, swap)
+        async with self.db.write() as conn:
+            for swap in await wallet_store.refund_swaps(conn, key_id, wallet_store.DONE):
+                if swap.result_token and await wallet_store.mark_collected(conn, swap.id):
+                    debited = await accounts.refund_amount(conn, key_id, swap.id) or 0
+                    return Refund(swap.result_token, swap.user_amount, swap.unit, swap.mint_url, debited)
+        return None

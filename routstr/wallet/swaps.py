@@ -37,8 +37,15 @@ def prepared_from_record(rec: dict[str, Any]) -> PreparedOutput:
 
 
 async def complete_swap(
-    db: Database, mints: MintRegistry, swap_id: str, sigs: list[BlindedSignature]
+    db: Database,
+    mints: MintRegistry,
+    swap_id: str,
+    sigs: list[BlindedSignature],
+    *,
+    handing_out: bool = False,
 ) -> SwapOutcome:
+    """Store the swap's result once. ``handing_out``: the caller returns the user's token right now
+    (a recovered refund stays uncollected until the user asks for it again)."""
     async with db.read() as conn:
         swap = await wallet_store.swap_by_id(conn, swap_id)
     if swap is None:
@@ -62,7 +69,10 @@ async def complete_swap(
         user_token = encode_token_v4(Token(mint=swap.mint_url, unit=swap.unit, proofs=user_proofs))
     credited = unit_to_msat(sum(p.amount for p in node_proofs), swap.unit)
     async with db.write() as conn:
-        if not await wallet_store.finish_swap(conn, swap_id, wallet_store.DONE, result_token=user_token):
+        done_ok = await wallet_store.finish_swap(
+            conn, swap_id, wallet_store.DONE, result_token=user_token, collected=handing_out
+        )
+        if not done_ok:
             done = await wallet_store.swap_by_id(conn, swap_id)
             assert done is not None
             return _outcome(done)

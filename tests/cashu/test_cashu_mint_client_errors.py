@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from nut_vectors_data import KEYS_4
 
 from routstr.cashu.errors import CashuProtocolError, MintError, MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut00 import BlindedMessage, Proof
 from routstr.cashu.nut02 import derive_keyset_id_v1
+from tests.cashu.nut_vectors_data import KEYS_4
 
 KEYSET_ID = derive_keyset_id_v1(KEYS_4)
 C = KEYS_4[1]

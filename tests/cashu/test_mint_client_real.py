@@ -19,6 +19,8 @@ from routstr.cashu.nut12 import verify_dleq_proof
 from routstr.cashu.outputs import PreparedOutput, prepare_outputs, unblind_restored, unblind_signatures
 from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
 
+pytestmark = pytest.mark.mint  # registered by tests/conftest.py: "runs a real Nutshell mint"
+
 
 class RealMint(Protocol):
     """All the tests need from a mint fixture (so the shared devtools fixture can replace conftest's)."""
@@ -101,6 +103,7 @@ async def test_decode_real_tokens(nutshell_mint: RealMint, nutshell_tokens: dict
     assert (v4.mint, v4.unit, v4.amount, v4.memo) == (nutshell_mint.url, "sat", 100, "from nutshell")
     assert (v3.mint, v3.unit, v3.amount) == (nutshell_mint.url, "sat", 21)
     assert all(len(p.id) == 16 for p in v4.proofs)  # Nutshell's V4 tokens carry short keyset ids
+    assert all(len(p.id) == 66 for p in v3.proofs)  # ... its V3 tokens the full ones
     assert all(p.dleq is None for p in v4.proofs + v3.proofs)
 
 

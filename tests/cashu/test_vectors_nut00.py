@@ -9,17 +9,6 @@ from typing import Any
 import cbor2
 import pytest
 from coincurve import PrivateKey, PublicKey
-from nut_vectors_data import (
-    RAW_V4_HEX,
-    V3_BAD_PREFIX,
-    V3_NO_PREFIX,
-    V3_PADDED,
-    V3_TOKEN,
-    V3_UNPADDED,
-    V3_VALID,
-    V4_MULTI,
-    V4_SINGLE,
-)
 
 from routstr.cashu.errors import TokenError
 from routstr.cashu.nut00 import Proof, blind, blind_message, hash_to_curve, sign_blinded, unblind, verify
@@ -30,6 +19,17 @@ from routstr.cashu.tokens import (
     encode_token_raw_v4,
     encode_token_v3,
     encode_token_v4,
+)
+from tests.cashu.nut_vectors_data import (
+    RAW_V4_HEX,
+    V3_BAD_PREFIX,
+    V3_NO_PREFIX,
+    V3_PADDED,
+    V3_TOKEN,
+    V3_UNPADDED,
+    V3_VALID,
+    V4_MULTI,
+    V4_SINGLE,
 )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from nut_vectors_data import KEYS_4, KEYS_64, KEYS_INVALID_SHORT_KEY, KEYS_INVALID_UNCOMPRESSED
 
 from routstr.cashu.nut01 import Keyset, parse_keys, parse_keys_response
+from tests.cashu.nut_vectors_data import KEYS_4, KEYS_64, KEYS_INVALID_SHORT_KEY, KEYS_INVALID_UNCOMPRESSED
 
 
 @pytest.mark.parametrize("keys", [KEYS_INVALID_SHORT_KEY, KEYS_INVALID_UNCOMPRESSED])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from nut_vectors_data import KEYS_4, KEYS_64
 
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut01 import Keyset
@@ -16,6 +15,7 @@ from routstr.cashu.nut02 import (
     split_amount,
     verify_keyset_id,
 )
+from tests.cashu.nut_vectors_data import KEYS_4, KEYS_64
 
 
 def test_v1_ids() -> None:

@@ -279,7 +279,7 @@ async def test_expected_api_key() -> None:
         with pytest.raises(openai.AuthenticationError) as e:
             await client(up).chat.completions.create(model="gpt-4o", messages=MESSAGES)
         assert e.value.code == "invalid_api_key"
-        assert up.state.authorizations == ["Bearer sk-upstream", "Bearer sk-test"]
+        assert up.state.authorizations == {"Bearer sk-upstream": 1, "Bearer sk-test": 1}
         assert up.state.unauthorized == 1 and up.state.by_model == {}
     finally:
         await runner.cleanup()

@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("outputs", sa.Text(), nullable=False),
         sa.Column("user_amount", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("result_token", sa.Text(), nullable=True),
+        sa.Column("collected", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),

@@ -1,0 +1,1 @@
+"""Tests of routstr.cashu (the Cashu protocol layer)."""

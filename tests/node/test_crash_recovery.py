@@ -1,0 +1,106 @@
+"""A crash between the mint's answer and our commit loses nothing.
+
+The crash is made by failing the step right after the mint swap (what a killed process leaves on
+disk is exactly that: the swap recorded as pending with its outputs, nothing after it). Recovery
+must then finish the swap from the mint's own records (NUT-09 restore) or undo it (NUT-07).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from routstr.api.state import NODE
+from routstr.cashu.errors import MintUnavailable
+from routstr.cashu.mint_client import MintClient
+from routstr.devtools.test_wallet import TestWallet
+from routstr.storage import wallet_store
+from routstr.wallet import redeem, refund
+from routstr.wallet.recovery import recover_pending
+from tests.conftest import NodeHandle, chat_body
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Crash(Exception):
+    pass
+
+
+async def _crash(*_: Any, **__: Any) -> Any:
+    raise Crash("process died here")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def pending(node: NodeHandle) -> list[wallet_store.SwapRow]:
+    async with node.db.read() as conn:
+        return await wallet_store.pending_swaps(conn)
+
+
+async def test_crash_after_redeem_swap_is_recovered(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+):
+    token = await wallet.asend(mint_url, 21)
+    monkeypatch.setattr(redeem, "complete_swap", _crash)
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+        assert r.status == 500
+    monkeypatch.undo()
+    assert set(await wallet.acheck(token)) == {"SPENT"}  # the mint did swap it
+    assert [s.kind for s in await pending(node)] == ["redeem"]
+
+    counts = await recover_pending(node.db, node.app[NODE].mints)
+    assert counts == {"done": 1}
+    key_id = await node.app[NODE].auth.key_id(token)
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 21_000
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+        assert r.status == 200
+    assert (await node.ledger_sums(key_id))["credit"] == 21_000
+
+
+async def test_crash_before_the_mint_saw_the_swap_frees_the_token(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+):
+    token = await wallet.asend(mint_url, 13)
+
+    async def lost(*_: Any, **__: Any) -> Any:
+        raise MintUnavailable("read timeout", maybe_processed=True)  # ambiguous: we cannot tell
+
+    monkeypatch.setattr(MintClient, "swap", lost)
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+        assert r.status == 503
+        assert (await r.json())["error"]["type"] == "service_unavailable"
+    monkeypatch.undo()
+    assert set(await wallet.acheck(token)) == {"UNSPENT"}
+    assert await recover_pending(node.db, node.app[NODE].mints) == {"failed": 1}
+    # the token is the user's again: using it now credits it, once
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+        assert r.status == 200, await r.text()
+    key_id = await node.app[NODE].auth.key_id(token)
+    assert (await node.ledger_sums(key_id))["credit"] == 13_000
+    await node.assert_books_balance(key_id)
+
+
+async def test_crash_after_refund_swap_hands_the_token_out_later(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+):
+    token = await wallet.asend(mint_url, 17)
+    key_id = await node.app[NODE].auth.key_id(token)
+    monkeypatch.setattr(refund, "complete_swap", _crash)
+    async with http.post(node.v1 + "/balance/refund", headers=bearer(token)) as r:
+        assert r.status == 500
+    monkeypatch.undo()
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 0  # debited: the refund is on its way
+    async with http.post(node.v1 + "/balance/refund", headers=bearer(token)) as r:
+        assert r.status == 200, await r.text()
+        again = await r.json()
+    assert again["amount"] == 17
+    assert await wallet.areceive(again["token"]) == 17
+    assert await pending(node) == []
+    async with http.post(node.v1 + "/balance/refund", headers=bearer(token)) as r:
+        assert r.status == 400  # handed out once
