@@ -197,5 +197,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def chat_body(content: str = "Hello there, node!", model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
+def chat_body(
+    content: str = "Hello there, node!", model: str = "gpt-4o-mini", **extra: Any
+) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], **extra}

@@ -54,7 +54,9 @@ async def wallet_for(mint_url: str, unit: str = "sat") -> Wallet:
         db = os.path.join(WORKDIR, "wallets", name)
         os.makedirs(db, exist_ok=True)
         w = await Wallet.with_db(url, db, name=name, unit=unit)
-        await w.load_mint()
+        await w.load_mint()  # logs, but does not raise, when the mint is unreachable
+        if not w.keysets:
+            raise ConnectionError(f"cannot load the keysets of mint {url}")
         await w.load_proofs(reload=True)
         _wallets[key] = w
     return _wallets[key]

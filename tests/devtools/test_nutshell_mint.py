@@ -62,6 +62,8 @@ def test_send_receive_check(mint: NutshellMint, wallet: TestWallet) -> None:
 def test_bad_token_is_an_error_not_a_crash(wallet: TestWallet, mint: NutshellMint) -> None:
     with pytest.raises(WalletWorkerError):
         wallet.receive("cashuBnot-a-token")
+    with pytest.raises(WalletWorkerError, match="cannot load the keysets"):
+        wallet.balance("http://127.0.0.1:1")  # nothing listens there
     assert wallet.balance(mint.url) >= 0
 
 

@@ -42,11 +42,17 @@ async def pending(node: NodeHandle) -> list[wallet_store.SwapRow]:
 
 
 async def test_crash_after_redeem_swap_is_recovered(
-    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    node: NodeHandle,
+    wallet: TestWallet,
+    mint_url: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     token = await wallet.asend(mint_url, 21)
     monkeypatch.setattr(redeem, "complete_swap", _crash)
-    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
         assert r.status == 500
     monkeypatch.undo()
     assert set(await wallet.acheck(token)) == {"SPENT"}  # the mint did swap it
@@ -57,13 +63,19 @@ async def test_crash_after_redeem_swap_is_recovered(
     key_id = await node.app[NODE].auth.key_id(token)
     row = await node.assert_books_balance(key_id)
     assert row.balance_msat == 21_000
-    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
         assert r.status == 200
     assert (await node.ledger_sums(key_id))["credit"] == 21_000
 
 
 async def test_crash_before_the_mint_saw_the_swap_frees_the_token(
-    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    node: NodeHandle,
+    wallet: TestWallet,
+    mint_url: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     token = await wallet.asend(mint_url, 13)
 
@@ -71,14 +83,18 @@ async def test_crash_before_the_mint_saw_the_swap_frees_the_token(
         raise MintUnavailable("read timeout", maybe_processed=True)  # ambiguous: we cannot tell
 
     monkeypatch.setattr(MintClient, "swap", lost)
-    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
         assert r.status == 503
         assert (await r.json())["error"]["type"] == "service_unavailable"
     monkeypatch.undo()
     assert set(await wallet.acheck(token)) == {"UNSPENT"}
     assert await recover_pending(node.db, node.app[NODE].mints) == {"failed": 1}
     # the token is the user's again: using it now credits it, once
-    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
         assert r.status == 200, await r.text()
     key_id = await node.app[NODE].auth.key_id(token)
     assert (await node.ledger_sums(key_id))["credit"] == 13_000
@@ -86,7 +102,11 @@ async def test_crash_before_the_mint_saw_the_swap_frees_the_token(
 
 
 async def test_crash_after_refund_swap_hands_the_token_out_later(
-    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    node: NodeHandle,
+    wallet: TestWallet,
+    mint_url: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     token = await wallet.asend(mint_url, 17)
     key_id = await node.app[NODE].auth.key_id(token)

@@ -15,12 +15,16 @@ async def test_request_id_is_echoed_or_made(node: NodeHandle, http: aiohttp.Clie
         assert r.headers["X-Request-ID"] == "client-id-42"
     async with http.get(node.v1 + "/info") as r:
         assert len(r.headers["X-Request-ID"]) == 32
-    async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers={"X-Request-ID": "e1"}) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(), headers={"X-Request-ID": "e1"}
+    ) as r:
         assert r.status == 401 and r.headers["X-Request-ID"] == "e1"
 
 
 async def test_body_over_limit_is_413_in_envelope(node: NodeHandle, http: aiohttp.ClientSession):
-    big = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"' + b"x" * (11 * 1024 * 1024) + b'"}]}'
+    big = (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"' + b"x" * (11 * 1024 * 1024) + b'"}]}'
+    )
     headers = {"Authorization": "Bearer sk-" + "1" * 32, "Content-Type": "application/json"}
     async with http.post(node.v1 + "/chat/completions", data=big, headers=headers) as r:
         assert r.status == 413
@@ -58,7 +62,10 @@ async def test_docs_are_served_without_a_cdn(node: NodeHandle, http: aiohttp.Cli
     async with http.get(node.url + "/openapi.json") as r:
         doc = await r.json()
     assert "/v1/chat/completions" in doc["paths"] and "/v1/balance/refund" in doc["paths"]
-    for page, asset in (("/docs", "/static/swagger/swagger-ui-bundle.js"), ("/redoc", "/static/redoc.standalone.js")):
+    for page, asset in (
+        ("/docs", "/static/swagger/swagger-ui-bundle.js"),
+        ("/redoc", "/static/redoc.standalone.js"),
+    ):
         async with http.get(node.url + page) as r:
             html = await r.text()
         assert r.status == 200 and asset in html and "https://" not in html

@@ -41,7 +41,9 @@ async def test_same_token_twenty_at_once_is_credited_once(
     assert await wallet.acheck(token) == ["SPENT"] * len(decode_token(token).proofs)
 
 
-async def test_v3_and_v4_encodings_of_one_token_are_one_balance(node: NodeHandle, wallet: TestWallet, mint_url: str):
+async def test_v3_and_v4_encodings_of_one_token_are_one_balance(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
     v3 = await wallet.asend(mint_url, 8, legacy=True)
     v4 = encode_token_v4(decode_token(v3))
     assert v4.startswith("cashuB")
@@ -76,9 +78,13 @@ async def test_bad_tokens_are_4xx_in_the_envelope(node: NodeHandle, wallet: Test
     assert await wallet.acheck(encode_token_v4(good)) == ["UNSPENT"] * len(good.proofs)
 
 
-async def test_bad_request_does_not_redeem_the_token(node: NodeHandle, wallet: TestWallet, mint_url: str, http):
+async def test_bad_request_does_not_redeem_the_token(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http
+):
     token = await wallet.asend(mint_url, 3)
-    async with http.post(node.v1 + "/chat/completions", json={"model": "gpt-4o-mini"}, headers=bearer(token)) as r:
+    async with http.post(
+        node.v1 + "/chat/completions", json={"model": "gpt-4o-mini"}, headers=bearer(token)
+    ) as r:
         assert r.status == 400
         assert (await r.json())["error"]["type"] == "invalid_request"
     assert set(await wallet.acheck(token)) == {"UNSPENT"}

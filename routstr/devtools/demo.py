@@ -1,0 +1,119 @@
+"""``routstr demo``: a complete node on loopback for a newcomer's first minutes.
+
+Starts a real Cashu test mint (Nutshell, FakeWallet: invoices pay themselves), the fake LLM
+upstream and the node, mints a funded token, and prints what to paste. Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from routstr.app import create_app
+from routstr.config import load_settings
+from routstr.devtools.fake_upstream import start_fake_upstream
+from routstr.devtools.nutshell import NutshellMint
+from routstr.devtools.test_wallet import TestWallet
+
+DEMO_PRICING = """
+[default]
+prompt_sats_per_mtok = 1000
+completion_sats_per_mtok = 3000
+
+[models."gpt-4o-mini"]
+prompt_usd_per_mtok = 0.15
+completion_usd_per_mtok = 0.60
+"""
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _instructions(node_url: str, mint_url: str, token: str, amount: int) -> str:
+    return f"""
+routstr demo is running
+  node          {node_url}   (docs: {node_url}/docs)
+  test mint     {mint_url}   (Nutshell + FakeWallet)
+  fake upstream serves models gpt-4o-mini, gpt-4o, llama-3.1-8b
+
+A Cashu token worth {amount} sat, usable as an API key:
+
+{token}
+
+curl:
+  curl {node_url}/v1/chat/completions \\
+    -H "Authorization: Bearer {token}" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+Python (pip install openai):
+  from openai import OpenAI
+  client = OpenAI(base_url="{node_url}/v1", api_key="{token}")
+  r = client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello!"}}])
+  print(r.choices[0].message.content, r.usage)
+
+Balance:  curl {node_url}/v1/balance/info -H "Authorization: Bearer <token>"
+Refund:   curl -X POST {node_url}/v1/balance/refund -H "Authorization: Bearer <token>"
+
+Ctrl-C stops the node, the mint and the upstream.
+"""
+
+
+async def _run(port: int, amount: int, workdir: Path) -> None:
+    mint = NutshellMint("demo", workdir=workdir / "mint")
+    wallet = TestWallet(workdir / "wallet")
+    runners: list[web.AppRunner] = []
+    try:
+        _say("starting the test mint (the first run builds its virtualenv, about 20 s) ...")
+        mint_url = await asyncio.to_thread(mint.start)
+        up_runner, upstream_url = await start_fake_upstream(include_failure_models=False)
+        runners.append(up_runner)
+        pricing = workdir / "pricing.toml"
+        pricing.write_text(DEMO_PRICING)
+        settings = load_settings(
+            {
+                "UPSTREAM_BASE_URL": upstream_url,
+                "CASHU_MINTS": mint_url,
+                "DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite3'}",
+                "BTC_USD_PRICE": "100000",
+                "PRICING_FILE": str(pricing),
+                "NAME": "routstr demo node",
+                "PORT": str(port),
+            },
+            env_file=None,
+        )
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        _say("minting a demo token ...")
+        await asyncio.to_thread(wallet.start)
+        token = await asyncio.to_thread(wallet.send, mint_url, amount)
+        _say(_instructions(f"http://127.0.0.1:{port}", mint_url, token, amount))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        _say("stopping ...")
+        for r in reversed(runners):
+            await r.cleanup()
+        await asyncio.to_thread(wallet.close)
+        await asyncio.to_thread(mint.stop)
+
+
+def run_demo(port: int = 8000, amount: int = 1000) -> int:
+    with tempfile.TemporaryDirectory(prefix="routstr-demo-") as tmp:
+        try:
+            asyncio.run(_run(port, amount, Path(tmp)))
+        except OSError as e:
+            print(f"routstr demo: {e}", file=sys.stderr)
+            return 1
+    return 0

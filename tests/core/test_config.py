@@ -1,0 +1,74 @@
+"""Configuration: Routstr Core's names, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from routstr.config import ConfigError, load_settings
+
+BASE = {"UPSTREAM_BASE_URL": "https://api.example.com/v1", "CASHU_MINTS": "https://mint.a/, https://mint.b"}
+
+
+def test_defaults_and_names():
+    s = load_settings(BASE, env_file=None)
+    assert s.cashu_mints == ("https://mint.a", "https://mint.b") and s.primary_mint == "https://mint.a"
+    assert s.database_url == "sqlite+aiosqlite:///routstr.sqlite3"
+    assert s.cors_origins == ("*",) and s.max_body_bytes == 10 * 1024 * 1024
+    s = load_settings(
+        {**BASE, "DATABASE_URL": "postgres://u@h/db", "CORS_ORIGINS": "https://a, https://b"}, None
+    )
+    assert s.database_url == "postgresql+asyncpg://u@h/db" and s.cors_origins == ("https://a", "https://b")
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path):
+    env = tmp_path / ".env"
+    env.write_text("UPSTREAM_BASE_URL=https://from-file/v1\nCASHU_MINTS=https://mint.file\nNAME=file name\n")
+    s = load_settings({"NAME": "env name"}, env_file=str(env))
+    assert s.upstream_base_url == "https://from-file/v1" and s.name == "env name"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"CASHU_MINTS": "https://m"}, "UPSTREAM_BASE_URL is not set"),
+        ({"UPSTREAM_BASE_URL": "https://u"}, "CASHU_MINTS is not set"),
+        ({**BASE, "CASHU_MINTS": "ftp://m"}, "CASHU_MINTS='ftp://m' is not an http(s) URL"),
+        ({**BASE, "PORT": "eighty"}, "PORT='eighty' must be a whole number"),
+        ({**BASE, "BTC_USD_PRICE": "lots"}, "BTC_USD_PRICE"),
+        ({**BASE, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({**BASE, "PRICING_FILE": "/nonexistent.toml"}, "PRICING_FILE"),
+    ],
+)
+def test_bad_configuration_says_what_to_fix(env: dict[str, str], fragment: str):
+    with pytest.raises(ConfigError, match=None) as e:
+        load_settings(env, env_file=None)
+    assert fragment in str(e.value)
+
+
+def test_usd_prices_need_a_btc_rate(tmp_path: Path):
+    p = tmp_path / "p.toml"
+    p.write_text('[models."m"]\nprompt_usd_per_mtok = 1\n')
+    with pytest.raises(ConfigError, match="BTC_USD_PRICE is not set"):
+        load_settings({**BASE, "PRICING_FILE": str(p)}, env_file=None)
+    assert load_settings({**BASE, "PRICING_FILE": str(p), "BTC_USD_PRICE": "90000"}, env_file=None)
+
+
+def test_serve_with_bad_config_exits_with_one_line(tmp_path: Path):
+    env = {"PATH": "/usr/bin:/bin", "CASHU_MINTS": "https://m"}
+    r = subprocess.run(
+        [sys.executable, "-m", "routstr", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "routstr: configuration error: UPSTREAM_BASE_URL is not set; "
+        "set it to your provider, e.g. https://api.openai.com/v1"
+    ]

@@ -1,0 +1,106 @@
+"""Streams that do not end well, and answers without usage: billed by the documented estimate.
+
+The estimate (routstr/core/usage.py): ceil(bytes / 4) tokens, at least one, of the prompt's text
+and of the text actually delivered. Never free, never the whole reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from routstr.api.state import NODE
+from routstr.core.usage import estimate_tokens
+from routstr.devtools.test_wallet import TestWallet
+from tests.conftest import NodeHandle, chat_body
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def charges(node: NodeHandle, key_id: int) -> list[tuple[int, int | None, int | None]]:
+    from sqlalchemy import select
+
+    from routstr.storage.schema import ledger
+
+    async with node.db.read() as conn:
+        rows = await conn.execute(
+            select(ledger.c.amount_msat, ledger.c.prompt_tokens, ledger.c.completion_tokens).where(
+                ledger.c.key_id == key_id, ledger.c.kind == "charge"
+            )
+        )
+        return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+
+async def wait_settled(node: NodeHandle, key_id: int) -> None:
+    for _ in range(200):
+        if (await node.key_row(key_id)).reserved_msat == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("reservation never settled")
+
+
+async def test_client_disconnect_mid_stream_bills_what_was_delivered(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 50)
+    key_id = await node.app[NODE].auth.key_id(token)
+    prompt = "please stream a long answer slowly " * 4
+    body = chat_body(prompt, model="slow-stream", stream=True, fake_delay_ms=150, max_tokens=200)
+    resp = await http.post(node.v1 + "/chat/completions", json=body, headers=bearer(token))
+    assert resp.status == 200
+    got = b""
+    while got.count(b"data:") < 3:
+        got += await resp.content.readany()
+    resp.close()  # the client goes away
+    await wait_settled(node, key_id)
+    (amount, pt, ct), *_ = await charges(node, key_id)
+    assert pt == estimate_tokens(len(prompt.encode()))
+    assert ct is not None and 1 <= ct < 60  # a few words were delivered, far fewer than the echo
+    price = node.app[NODE].catalogue.price("slow-stream")
+    assert amount == price.cost_msat(pt, ct) > 0
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 50_000 - amount
+
+
+async def test_upstream_cutting_the_stream_bills_the_estimate(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 20)
+    key_id = await node.app[NODE].auth.key_id(token)
+    body = chat_body("cut me off", model="cut-stream", stream=True, stream_options={"include_usage": True})
+    async with http.post(node.v1 + "/chat/completions", json=body, headers=bearer(token)) as r:
+        raw = b""
+        try:
+            async for chunk in r.content.iter_any():
+                raw += chunk
+        except aiohttp.ClientPayloadError:
+            pass  # the upstream broke off; the node ends the stream too
+    assert b"[DONE]" not in raw
+    await wait_settled(node, key_id)
+    (amount, pt, ct), *_ = await charges(node, key_id)
+    assert pt == estimate_tokens(len(b"cut me off")) and ct is not None and ct >= 1 and amount > 0
+    await node.assert_books_balance(key_id)
+
+
+async def test_answer_without_usage_is_billed_by_estimate(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 20)
+    key_id = await node.app[NODE].auth.key_id(token)
+    async with http.post(
+        node.v1 + "/chat/completions",
+        json=chat_body("no usage here", model="no-usage"),
+        headers=bearer(token),
+    ) as r:
+        data = await r.json()
+    text = data["choices"][0]["message"]["content"]
+    (amount, pt, ct), *_ = await charges(node, key_id)
+    assert (pt, ct) == (estimate_tokens(len(b"no usage here")), estimate_tokens(len(text.encode())))
+    assert data["usage"]["cost"]["msats"] == amount > 0
+    await node.assert_books_balance(key_id)
