@@ -27,7 +27,7 @@ def _fingerprint() -> str:
 
 def ensure_env() -> None:
     """Create the venv and install the node (editable) with its dev extras, once per pyproject change."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - tasks.py may be run by an older python3
         sys.exit("routstr needs Python 3.11 or newer")
     if not PY.exists():
         print("creating .venv ...", flush=True)

@@ -52,12 +52,11 @@ def _venv_python(venv: Path) -> Path:
 
 
 def _is_ready(venv: Path) -> bool:
-    marker = venv / _MARKER
-    return (
-        marker.is_file()
-        and marker.read_text() == "\n".join(NUTSHELL_REQUIREMENTS)
-        and _venv_python(venv).exists()
-    )
+    try:
+        marker = (venv / _MARKER).read_text()
+    except OSError:
+        return False
+    return marker == "\n".join(NUTSHELL_REQUIREMENTS) and _venv_python(venv).exists()
 
 
 def ensure_nutshell_venv() -> Path:

@@ -84,7 +84,12 @@ async def cmd_send(req):
     if short > 0:
         await mint(w, max(short, TOPUP_MIN))
     proofs, _fees = await w.select_to_send(w.proofs, amount, set_reserved=True)
-    token = await w.serialize_proofs(proofs, legacy=bool(req.get("legacy", False)))
+    token = await w.serialize_proofs(
+        proofs,
+        legacy=bool(req.get("legacy", False)),
+        include_dleq=bool(req.get("include_dleq", False)),
+        memo=req.get("memo"),
+    )
     return {"token": token, "amount": sum(p.amount for p in proofs)}
 
 

@@ -179,13 +179,19 @@ class TestWallet:
         """Fund the wallet with ``amount`` sat (NUT-04 via FakeWallet); returns the new balance."""
         return int(self._call({"cmd": "mint", "mint_url": mint_url, "amount": amount})["balance"])
 
-    def send(self, mint_url: str, amount: int, legacy: bool = False) -> str:
+    def send(
+        self,
+        mint_url: str,
+        amount: int,
+        legacy: bool = False,
+        include_dleq: bool = False,
+        memo: str | None = None,
+    ) -> str:
         """A fresh token worth exactly ``amount`` sat: V4 ``cashuB…``, or V3 ``cashuA…`` if ``legacy``.
 
         Mints more first when the balance is short. At a mint with input fees the receiver nets less.
         """
-        req = {"cmd": "send", "mint_url": mint_url, "amount": amount, "legacy": legacy}
-        return str(self._call(req)["token"])
+        return str(self._call(_send_req(mint_url, amount, legacy, include_dleq, memo))["token"])
 
     def receive(self, token: str) -> int:
         """Redeem ``token`` into this wallet (NUT-03 swap); returns the amount kept after fees."""
@@ -203,9 +209,15 @@ class TestWallet:
     async def amint(self, mint_url: str, amount: int) -> int:
         return int((await self._acall({"cmd": "mint", "mint_url": mint_url, "amount": amount}))["balance"])
 
-    async def asend(self, mint_url: str, amount: int, legacy: bool = False) -> str:
-        req = {"cmd": "send", "mint_url": mint_url, "amount": amount, "legacy": legacy}
-        return str((await self._acall(req))["token"])
+    async def asend(
+        self,
+        mint_url: str,
+        amount: int,
+        legacy: bool = False,
+        include_dleq: bool = False,
+        memo: str | None = None,
+    ) -> str:
+        return str((await self._acall(_send_req(mint_url, amount, legacy, include_dleq, memo)))["token"])
 
     async def areceive(self, token: str) -> int:
         return int((await self._acall({"cmd": "receive", "token": token}))["amount"])
@@ -216,3 +228,15 @@ class TestWallet:
 
     async def abalance(self, mint_url: str) -> int:
         return int((await self._acall({"cmd": "balance", "mint_url": mint_url}))["balance"])
+
+
+def _send_req(
+    mint_url: str, amount: int, legacy: bool, include_dleq: bool, memo: str | None
+) -> dict[str, Any]:
+    """A send command; ``include_dleq`` keeps the mint's DLEQ proofs in the token (NUT-12)."""
+    req: dict[str, Any] = {"cmd": "send", "mint_url": mint_url, "amount": amount, "legacy": legacy}
+    if include_dleq:
+        req["include_dleq"] = True
+    if memo is not None:
+        req["memo"] = memo
+    return req

@@ -22,7 +22,7 @@ from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
 pytestmark = pytest.mark.mint  # registered by tests/conftest.py: "runs a real Nutshell mint"
 
 
-class RealMint(Protocol):
+class MintLike(Protocol):
     """All the tests need from a mint fixture (so the shared devtools fixture can replace conftest's)."""
 
     url: str
@@ -69,7 +69,7 @@ async def _resolved(client: MintClient, token: Token) -> list[Proof]:
 
 
 async def test_keysets_and_keys_are_cached(
-    nutshell_mint: RealMint, session: aiohttp.ClientSession, counter: RequestCounter
+    nutshell_mint: MintLike, session: aiohttp.ClientSession, counter: RequestCounter
 ) -> None:
     client = MintClient(nutshell_mint.url + "/", session)
     assert client.url == nutshell_mint.url
@@ -96,7 +96,7 @@ async def test_keysets_and_keys_are_cached(
     assert counter.paths[n_requests:] == ["/v1/keysets"]
 
 
-async def test_decode_real_tokens(nutshell_mint: RealMint, nutshell_tokens: dict[str, str]) -> None:
+async def test_decode_real_tokens(nutshell_mint: MintLike, nutshell_tokens: dict[str, str]) -> None:
     v4 = decode_token(nutshell_tokens["v4"])
     v3 = decode_token(nutshell_tokens["v3"])
     assert nutshell_tokens["v4"].startswith("cashuB") and nutshell_tokens["v3"].startswith("cashuA")
@@ -108,7 +108,7 @@ async def test_decode_real_tokens(nutshell_mint: RealMint, nutshell_tokens: dict
 
 
 async def test_swap_round_trip(
-    nutshell_mint: RealMint, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
+    nutshell_mint: MintLike, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
 ) -> None:
     client = MintClient(nutshell_mint.url, session)
     token = decode_token(nutshell_tokens["v4"])
@@ -153,7 +153,7 @@ async def test_swap_round_trip(
 
 
 async def test_receive_v3_token(
-    nutshell_mint: RealMint, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
+    nutshell_mint: MintLike, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
 ) -> None:
     client = MintClient(nutshell_mint.url, session)
     inputs = await _resolved(client, decode_token(nutshell_tokens["v3"]))
@@ -163,7 +163,7 @@ async def test_receive_v3_token(
 
 @pytest.mark.parametrize("name", ["v4_dleq", "v3_dleq"])
 async def test_token_dleq_from_nutshell(
-    nutshell_mint: RealMint, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession, name: str
+    nutshell_mint: MintLike, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession, name: str
 ) -> None:
     """Carol-side NUT-12 check of DLEQs that Nutshell's wallet put into a token."""
     client = MintClient(nutshell_mint.url, session)
@@ -184,7 +184,7 @@ async def test_token_dleq_from_nutshell(
 
 
 async def test_input_fees(
-    nutshell_fee_mint: RealMint, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
+    nutshell_fee_mint: MintLike, nutshell_tokens: dict[str, str], session: aiohttp.ClientSession
 ) -> None:
     client = MintClient(nutshell_fee_mint.url, session)
     keysets = await client.keysets()
@@ -209,7 +209,7 @@ async def test_input_fees(
 
 
 async def test_unknown_keyset_is_a_mint_error(
-    nutshell_mint: RealMint, session: aiohttp.ClientSession
+    nutshell_mint: MintLike, session: aiohttp.ClientSession
 ) -> None:
     client = MintClient(nutshell_mint.url, session)
     with pytest.raises(MintError) as exc:

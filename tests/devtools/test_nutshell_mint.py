@@ -92,9 +92,12 @@ async def test_async_api(mint: NutshellMint, wallet: TestWallet) -> None:
     assert await wallet.abalance(mint.url) == before + 5
 
 
-def test_restart_keeps_keys_and_db(nutshell_python: Path, wallet: TestWallet) -> None:
-    with NutshellMint("restart") as m:
+def test_restart_keeps_keys_and_db_and_fees(nutshell_python: Path, wallet: TestWallet) -> None:
+    with NutshellMint("restart-fees", input_fee_ppk=1000) as m:  # 1 sat per input
         url, keys = m.start(), keyset_ids(m.url)
+        keysets = get_json(url + "/v1/keysets")["keysets"]
+        assert isinstance(keysets, list) and keysets[0]["input_fee_ppk"] == 1000
+        assert wallet.receive(wallet.send(url, 10)) < 10  # the receiver's swap pays the input fees
         token = wallet.send(url, 42)
         m.stop()
         assert not m.running
@@ -102,16 +105,8 @@ def test_restart_keeps_keys_and_db(nutshell_python: Path, wallet: TestWallet) ->
             wallet.check(token)  # mint down
         assert m.start() == url
         assert keyset_ids(url) == keys
-        assert wallet.receive(token) == 42  # the minted proofs survived in its db
+        assert 0 < wallet.receive(token) < 42  # the minted proofs survived in its db
     assert not m.workdir.exists()
-
-
-def test_input_fees(nutshell_python: Path, wallet: TestWallet) -> None:
-    with NutshellMint("fees", input_fee_ppk=1000) as m:  # 1 sat per input
-        keysets = get_json(m.url + "/v1/keysets")["keysets"]
-        assert isinstance(keysets, list) and keysets[0]["input_fee_ppk"] == 1000
-        token = wallet.send(m.url, 10)
-        assert wallet.receive(token) < 10
 
 
 def test_start_failure_shows_log(nutshell_python: Path) -> None:
