@@ -18,7 +18,7 @@ from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.config import Settings
-from routstr.storage import accounts
+from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.upstream.catalogue import Catalogue
@@ -87,8 +87,7 @@ def create_app(settings: Settings) -> web.Application:
         await node.catalogue.refresh(node.upstream)
 
         async def sweep() -> None:
-            async with db.write() as conn:
-                await accounts.release_expired(conn, accounts.now_ms())
+            await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
 
         async def recover() -> None:
             counts = await recover_pending(db, node.mints)

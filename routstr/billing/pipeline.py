@@ -23,7 +23,8 @@ from routstr.billing.body import read_json_body
 from routstr.core.errors import ApiError, InsufficientBalance, UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
-from routstr.storage import accounts
+from routstr.storage import ledger_ops
+from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
@@ -96,43 +97,44 @@ class Pipeline:
         max_out = facts.requested_max_output or self.catalogue.max_output(price)
         impose = False
         amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
-        if not await self._try_reserve(key_id, amount, request_id, facts.model):
-            async with self.db.read() as conn:
-                key = await accounts.key_by_id(conn, key_id)
-            available = key.balance_msat if key else 0
+        short = await self._try_reserve(key_id, amount, request_id, facts.model)
+        if short is not None:
             affordable = 0
             if facts.requested_max_output is None:
-                affordable = price.affordable_output_tokens(available, facts.prompt_bound_tokens)
+                affordable = price.affordable_output_tokens(short, facts.prompt_bound_tokens)
             if affordable < 1:
-                raise InsufficientBalance(available, amount)
+                raise InsufficientBalance(short, amount)
             # the client set no limit: answer as long as the balance pays for, rather than refuse
             max_out, impose = min(max_out, affordable), True
             amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
-            if not await self._try_reserve(key_id, amount, request_id, facts.model):
-                raise InsufficientBalance(available, amount)
+            again = await self._try_reserve(key_id, amount, request_id, facts.model)
+            if again is not None:
+                raise InsufficientBalance(again, amount)
         if impose:
             adapter.set_max_output(body, max_out)
         return Held(key_id, request_id, amount, price, facts)
 
-    async def _try_reserve(self, key_id: int, amount: int, request_id: str, model: str) -> bool:
-        async with self.db.write() as conn:
-            return await accounts.reserve(conn, key_id, amount, request_id, model, RESERVATION_TTL_MS)
+    async def _try_reserve(self, key_id: int, amount: int, request_id: str, model: str) -> int | None:
+        """None when reserved; otherwise the available balance that was too small."""
+        return await self.db.ledger.run(
+            ledger_ops.reserve, key_id, amount, request_id, model, now_ms(), RESERVATION_TTL_MS
+        )
 
     async def _settle(self, held: Held, usage: Usage | None, cost: int) -> None:
         """Close the reservation; shielded so a cancelled handler still settles."""
 
         async def _do() -> None:
-            async with self.db.write() as conn:
-                s = await accounts.settle(
-                    conn,
-                    held.key_id,
-                    held.request_id,
-                    held.amount_msat,
-                    cost,
-                    held.facts.model,
-                    usage.prompt_tokens if usage else None,
-                    usage.completion_tokens if usage else None,
-                )
+            s = await self.db.ledger.run(
+                ledger_ops.settle,
+                held.key_id,
+                held.request_id,
+                held.amount_msat,
+                cost,
+                held.facts.model,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                now_ms(),
+            )
             if s.unpaid:
                 log.warning("request %s cost %d msat more than the key held", held.request_id, s.unpaid)
 

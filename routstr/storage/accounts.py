@@ -1,9 +1,8 @@
-"""Keys, balances, reservations and the ledger: every statement that moves a key's money.
+"""Keys, balances and the ledger outside the hot path (credits, refunds, lookups).
 
 Each function runs inside the caller's transaction (``conn``) and writes the ledger row for the
-movement it makes, so a balance and its history can never disagree. Reserve is one conditional
-UPDATE: it either takes the whole amount or nothing, and cannot take a balance below zero, however
-many requests race for it.
+movement it makes, so a balance and its history can never disagree. The per-request statements
+(reserve, settle) are in ``ledger_ops.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core import ledger as rules
-from routstr.storage.schema import api_keys, ledger, node_settings, reservations
+from routstr.storage.schema import api_keys, ledger, node_settings
 
 
 def now_ms() -> int:
@@ -86,101 +85,6 @@ async def debit_for_refund(conn: AsyncConnection, key_id: int, amount_msat: int,
         return False
     await _log(conn, key_id, rules.REFUND, amount_msat, ref)
     return True
-
-
-async def reserve(
-    conn: AsyncConnection, key_id: int, amount_msat: int, request_id: str, model: str, ttl_ms: int
-) -> bool:
-    """Hold ``amount_msat`` for a request; False (and nothing written) if the balance is short."""
-    res = await conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.balance_msat >= amount_msat)
-        .values(
-            balance_msat=api_keys.c.balance_msat - amount_msat,
-            reserved_msat=api_keys.c.reserved_msat + amount_msat,
-        )
-    )
-    if res.rowcount != 1:
-        return False
-    t = now_ms()
-    await conn.execute(
-        insert(reservations).values(
-            request_id=request_id, key_id=key_id, amount_msat=amount_msat, created_at=t, expires_at=t + ttl_ms
-        )
-    )
-    await _log(conn, key_id, rules.RESERVE, amount_msat, request_id, model=model, t=t)
-    return True
-
-
-async def settle(
-    conn: AsyncConnection,
-    key_id: int,
-    request_id: str,
-    reserved_msat: int,
-    cost_msat: int,
-    model: str,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-) -> rules.Settlement:
-    """Close a reservation: charge the cost, release the rest, all in the caller's transaction."""
-    deleted = await conn.execute(reservations.delete().where(reservations.c.request_id == request_id))
-    if deleted.rowcount != 1:
-        # already released by the expiry sweeper: nothing is held any more, charge only what is free
-        reserved_msat = 0
-    available = 0
-    if cost_msat > reserved_msat:
-        q = select(api_keys.c.balance_msat).where(api_keys.c.id == key_id).with_for_update()
-        row = (await conn.execute(q)).first()
-        available = int(row[0]) if row else 0
-    s = rules.settle(reserved_msat, cost_msat, available)
-    await conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id)
-        .values(
-            balance_msat=api_keys.c.balance_msat + s.release - s.extra,
-            reserved_msat=api_keys.c.reserved_msat - (s.charge - s.extra) - s.release,
-            total_spent_msat=api_keys.c.total_spent_msat + s.charge,
-            total_requests=api_keys.c.total_requests + 1,
-        )
-    )
-    t = now_ms()
-    rows: list[dict[str, Any]] = []
-    if s.extra:
-        rows.append(_row(key_id, rules.RESERVE, s.extra, request_id, model, None, None, t))
-    if s.charge:
-        rows.append(
-            _row(key_id, rules.CHARGE, s.charge, request_id, model, prompt_tokens, completion_tokens, t)
-        )
-    if s.release:
-        rows.append(_row(key_id, rules.RELEASE, s.release, request_id, model, None, None, t))
-    if rows:
-        await conn.execute(insert(ledger), rows)
-    return s
-
-
-async def release_expired(conn: AsyncConnection, before_ms: int, limit: int = 500) -> int:
-    """Give back reservations whose request can no longer be running (crash, lost process)."""
-    stale = (
-        await conn.execute(
-            select(reservations.c.request_id, reservations.c.key_id, reservations.c.amount_msat)
-            .where(reservations.c.expires_at < before_ms)
-            .limit(limit)
-        )
-    ).all()
-    for request_id, key_id, amount in stale:
-        gone = await conn.execute(reservations.delete().where(reservations.c.request_id == request_id))
-        if gone.rowcount != 1:
-            continue
-        await conn.execute(
-            update(api_keys)
-            .where(api_keys.c.id == key_id)
-            .values(
-                balance_msat=api_keys.c.balance_msat + amount,
-                reserved_msat=api_keys.c.reserved_msat - amount,
-            )
-        )
-        await _log(conn, key_id, rules.RELEASE, amount, request_id)
-    return len(stale)
 
 
 def _row(

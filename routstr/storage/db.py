@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from routstr.storage.writer import EngineWriter, SqliteWriter
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # aiosqlite's adapter: turn off pysqlite's implicit BEGIN so ours is the only one
@@ -50,6 +52,10 @@ class Database:
         else:
             self.writer = create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=False)
             self.reader = self.writer
+        # the hot path (reserve, settle) runs here: see writer.py
+        self.ledger: SqliteWriter | EngineWriter = (
+            SqliteWriter(url) if self.is_sqlite else EngineWriter(self.writer)
+        )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -62,6 +68,7 @@ class Database:
             yield conn
 
     async def close(self) -> None:
+        await self.ledger.close()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

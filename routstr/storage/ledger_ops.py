@@ -1,0 +1,115 @@
+"""The hot-path money statements: reserve and settle, as plain SQL over a tiny executor.
+
+They run on every billed request, so they are written once as portable SQL with named parameters
+and executed either on a dedicated SQLite writer thread (``sqlite3``, group commit) or through
+SQLAlchemy on PostgreSQL (see ``writer.py``). Each function is one transaction's worth of work; the
+ledger row of every movement is written beside the balance change it records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from routstr.core import ledger as rules
+
+RESERVE = (
+    "UPDATE api_keys SET balance_msat = balance_msat - :amount, reserved_msat = reserved_msat + :amount"
+    " WHERE id = :key_id AND balance_msat >= :amount"
+)
+ADD_RESERVATION = (
+    "INSERT INTO reservations (request_id, key_id, amount_msat, created_at, expires_at)"
+    " VALUES (:request_id, :key_id, :amount, :now, :expires_at)"
+)
+LEDGER_ROW = (
+    "INSERT INTO ledger (key_id, kind, amount_msat, request_id, model, prompt_tokens, completion_tokens,"
+    " created_at) VALUES (:key_id, :kind, :amount, :request_id, :model, :pt, :ct, :now)"
+)
+BALANCE = "SELECT balance_msat FROM api_keys WHERE id = :key_id"
+DROP_RESERVATION = "DELETE FROM reservations WHERE request_id = :request_id"
+APPLY_SETTLEMENT = (
+    "UPDATE api_keys SET balance_msat = balance_msat + :release - :extra,"
+    " reserved_msat = reserved_msat - :held_charge - :release,"
+    " total_spent_msat = total_spent_msat + :charge, total_requests = total_requests + 1"
+    " WHERE id = :key_id"
+)
+EXPIRED = "SELECT request_id, key_id, amount_msat FROM reservations WHERE expires_at < :now LIMIT :limit"
+RELEASE_HELD = (
+    "UPDATE api_keys SET balance_msat = balance_msat + :amount, reserved_msat = reserved_msat - :amount"
+    " WHERE id = :key_id"
+)
+
+
+class Exec(Protocol):
+    """What the statements need from a connection: run one, or read rows."""
+
+    locking: bool  # the database needs SELECT … FOR UPDATE to lock a row it reads (PostgreSQL)
+
+    def run(self, sql: str, params: dict[str, Any]) -> int: ...
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]: ...
+
+
+def _row(key_id: int, kind: str, amount: int, request_id: str | None, model: str | None, now: int,
+         pt: int | None = None, ct: int | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"key_id": key_id, "kind": kind, "amount": amount, "request_id": request_id, "model": model,
+            "pt": pt, "ct": ct, "now": now}  # fmt: skip
+
+
+def available(x: Exec, key_id: int) -> int:
+    rows = x.rows(BALANCE + (" FOR UPDATE" if x.locking else ""), {"key_id": key_id})
+    return int(rows[0][0]) if rows else 0
+
+
+def reserve(
+    x: Exec, key_id: int, amount: int, request_id: str, model: str, now: int, ttl_ms: int
+) -> int | None:
+    """Hold ``amount`` msat; None if done, else the available balance that was too small.
+
+    One conditional UPDATE: it takes the whole amount or nothing and cannot overdraw, however many
+    requests race for the same balance.
+    """
+    if x.run(RESERVE, {"amount": amount, "key_id": key_id}) != 1:
+        return available(x, key_id)
+    x.run(ADD_RESERVATION, {"request_id": request_id, "key_id": key_id, "amount": amount, "now": now,
+                            "expires_at": now + ttl_ms})  # fmt: skip
+    x.run(LEDGER_ROW, _row(key_id, rules.RESERVE, amount, request_id, model, now))
+    return None
+
+
+def settle(
+    x: Exec,
+    key_id: int,
+    request_id: str,
+    reserved: int,
+    cost: int,
+    model: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    now: int,
+) -> rules.Settlement:
+    """Close a reservation: charge the cost, release the rest (rules in ``routstr.core.ledger``)."""
+    if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
+        reserved = 0  # the expiry sweeper gave it back already: charge only what is free now
+    s = rules.settle(reserved, cost, available(x, key_id) if cost > reserved else 0)
+    x.run(APPLY_SETTLEMENT, {"release": s.release, "extra": s.extra, "held_charge": s.charge - s.extra,
+                             "charge": s.charge, "key_id": key_id})  # fmt: skip
+    if s.extra:
+        x.run(LEDGER_ROW, _row(key_id, rules.RESERVE, s.extra, request_id, model, now))
+    if s.charge:
+        x.run(LEDGER_ROW, _row(key_id, rules.CHARGE, s.charge, request_id, model, now, prompt_tokens,
+                               completion_tokens))  # fmt: skip
+    if s.release:
+        x.run(LEDGER_ROW, _row(key_id, rules.RELEASE, s.release, request_id, model, now))
+    return s
+
+
+def release_expired(x: Exec, now: int, limit: int = 500) -> int:
+    """Give back reservations whose request can no longer be running (crash, lost process)."""
+    released = 0
+    for request_id, key_id, amount in x.rows(EXPIRED, {"now": now, "limit": limit}):
+        if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
+            continue
+        x.run(RELEASE_HELD, {"amount": amount, "key_id": key_id})
+        x.run(LEDGER_ROW, _row(key_id, rules.RELEASE, amount, request_id, None, now))
+        released += 1
+    return released

@@ -1,0 +1,102 @@
+"""The hot-path writer: group commit keeps each call's all-or-nothing, and never overdraws."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from routstr.storage import accounts, ledger_ops
+from routstr.storage.db import Database
+from routstr.storage.migrate import upgrade
+from routstr.storage.writer import SqliteWriter
+from tests.conftest import _backends, _drop_postgres_db, _postgres_db
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=_backends())
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    base = os.environ.get("TEST_POSTGRES_URL", "")
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}"
+    else:
+        name, url = await _postgres_db(base)
+        url = url.replace("postgresql://", "postgresql+asyncpg://")
+    await upgrade(url)
+    d = Database(url)
+    yield d
+    await d.close()
+    if name:
+        await _drop_postgres_db(base, name)
+
+
+async def funded_key(db: Database, msat: int) -> int:
+    async with db.write() as conn:
+        key_id = await accounts.create_key(conn, os.urandom(8).hex(), "sk", "http://mint", "sat")
+        await accounts.credit(conn, key_id, msat)
+    return key_id
+
+
+async def test_many_concurrent_reservations_never_overdraw(db: Database):
+    key_id = await funded_key(db, 10_000)
+    results = await asyncio.gather(
+        *(
+            db.ledger.run(ledger_ops.reserve, key_id, 1_000, f"r{i}", "m", accounts.now_ms(), 60_000)
+            for i in range(50)
+        )
+    )
+    assert results.count(None) == 10
+    assert all(r is None or r < 1_000 for r in results)
+    async with db.read() as conn:
+        row = await accounts.key_by_id(conn, key_id)
+        sums = await accounts.ledger_sums(conn, key_id)
+    assert row is not None and row.balance_msat == 0 and row.reserved_msat == 10_000
+    assert sums == {"credit": 10_000, "reserve": 10_000}
+
+
+async def test_a_failing_call_does_not_undo_its_neighbours(db: Database):
+    key_id = await funded_key(db, 5_000)
+
+    def boom(x: ledger_ops.Exec, key: int) -> None:
+        x.run(ledger_ops.RESERVE, {"amount": 1_000, "key_id": key})  # written, then undone by the error
+        raise RuntimeError("fails after writing")
+
+    calls = [
+        db.ledger.run(ledger_ops.reserve, key_id, 1_000, "a", "m", accounts.now_ms(), 60_000),
+        db.ledger.run(boom, key_id),
+        db.ledger.run(ledger_ops.reserve, key_id, 1_000, "b", "m", accounts.now_ms(), 60_000),
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], RuntimeError)
+    async with db.read() as conn:
+        row = await accounts.key_by_id(conn, key_id)
+    assert row is not None and row.balance_msat == 3_000 and row.reserved_msat == 2_000
+
+
+async def test_settle_after_the_sweeper_released_charges_only_what_is_free(db: Database):
+    key_id = await funded_key(db, 5_000)
+    assert await db.ledger.run(ledger_ops.reserve, key_id, 2_000, "late", "m", 0, 1) is None
+    assert await db.ledger.run(ledger_ops.release_expired, accounts.now_ms()) >= 1
+    s = await db.ledger.run(ledger_ops.settle, key_id, "late", 2_000, 7_000, "m", 1, 1, accounts.now_ms())
+    assert (s.charge, s.unpaid) == (5_000, 2_000)
+    async with db.read() as conn:
+        row = await accounts.key_by_id(conn, key_id)
+        sums = await accounts.ledger_sums(conn, key_id)
+    assert row is not None and row.balance_msat == 0 and row.reserved_msat == 0
+    assert sums["credit"] - sums["reserve"] + sums["release"] == 0
+    assert sums["reserve"] - sums["release"] - sums["charge"] == 0
+
+
+async def test_sqlite_path_from_url():
+    from routstr.storage.writer import sqlite_path
+
+    assert sqlite_path("sqlite+aiosqlite:////abs/x.db") == "/abs/x.db"
+    assert sqlite_path("sqlite+aiosqlite:///rel.db") == "rel.db"
+    assert SqliteWriter("sqlite+aiosqlite:///rel.db").path == "rel.db"
