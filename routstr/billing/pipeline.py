@@ -20,7 +20,7 @@ from aiohttp import web
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_json_body
-from routstr.core.errors import ApiError, InsufficientBalance, UpstreamError
+from routstr.core.errors import InsufficientBalance, UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
 from routstr.storage import ledger_ops
@@ -46,6 +46,7 @@ class Held:
     amount_msat: int
     price: ModelPrice
     facts: RequestFacts
+    settled: bool = False
 
 
 class Pipeline:
@@ -67,19 +68,24 @@ class Pipeline:
         key_id = await self.auth.key_id(bearer)
         price = self.catalogue.price(facts.model)
         held = await self._reserve(key_id, request_id, price, facts, body, adapter)
-        if facts.stream:
-            adapter.prepare_stream(body)
         try:
-            resp = await self.upstream.post(adapter.upstream_path, body, request.headers)
-        except ApiError:
-            await self._settle(held, None, 0)
-            raise
+            return await self._forward(request, adapter, body, held)
+        finally:
+            if not held.settled:  # an error on our side: the user is not charged for it
+                await self._settle(held, None, 0)
+
+    async def _forward(
+        self, request: web.Request, adapter: EndpointAdapter, body: dict[str, Any], held: Held
+    ) -> web.StreamResponse:
+        if held.facts.stream:
+            adapter.prepare_stream(body)
+        resp = await self.upstream.post(adapter.upstream_path, body, request.headers)
         try:
             if resp.status >= 400:
                 raw_err = await resp.read()
                 await self._settle(held, None, 0)
                 raise upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
-            if facts.stream and resp.content_type == "text/event-stream":
+            if held.facts.stream and resp.content_type == "text/event-stream":
                 return await self._relay_stream(request, resp, held, adapter)
             return await self._relay_json(resp, held, adapter)
         finally:
@@ -121,7 +127,8 @@ class Pipeline:
         )
 
     async def _settle(self, held: Held, usage: Usage | None, cost: int) -> None:
-        """Close the reservation; shielded so a cancelled handler still settles."""
+        """Close the reservation, once; shielded so a cancelled handler still settles."""
+        held.settled = True
 
         async def _do() -> None:
             s = await self.db.ledger.run(
@@ -176,7 +183,6 @@ class Pipeline:
                 "X-Request-ID": held.request_id,
             }
         )
-        await out.prepare(request)
         usage: Usage | None = None
         usage_event: dict[str, Any] | None = None
         delivered = 0
@@ -184,6 +190,7 @@ class Pipeline:
         client_gone = False
         buf = b""
         try:
+            await out.prepare(request)
             async for chunk in resp.content.iter_any():
                 buf += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
                 out_parts: list[bytes] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import orjson
 import pytest
 
 from routstr.api.state import NODE
@@ -104,3 +105,30 @@ async def test_answer_without_usage_is_billed_by_estimate(
     assert (pt, ct) == (estimate_tokens(len(b"no usage here")), estimate_tokens(len(text.encode())))
     assert data["usage"]["cost"]["msats"] == amount > 0
     await node.assert_books_balance(key_id)
+
+
+async def test_client_gone_before_the_stream_starts_is_still_settled(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
+    token = await wallet.asend(mint_url, 20)
+    key_id = await node.app[NODE].auth.key_id(token)
+    body = orjson.dumps(chat_body("hang up at once", stream=True, max_tokens=20))
+    host, port = node.url.removeprefix("http://").split(":")
+    for _ in range(5):
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()  # gone before any answer
+    for _ in range(200):
+        row = await node.key_row(key_id)
+        if row.reserved_msat == 0 and row.total_requests == 5:
+            break
+        await asyncio.sleep(0.02)
+    row = await node.assert_books_balance(key_id)
+    assert row.reserved_msat == 0 and row.total_requests == 5
+    for amount, _, ct in await charges(node, key_id):
+        assert amount > 0 and ct is not None and ct >= 1  # billed what was delivered, by the estimate
