@@ -58,6 +58,7 @@ class Pipeline:
         self.catalogue = catalogue
         self.upstream = upstream
         self.max_body = max_body
+        self.in_flight = 0  # requests between reserve and settle, in this process
 
     async def run(
         self, request: web.Request, adapter: EndpointAdapter, request_id: str
@@ -67,12 +68,16 @@ class Pipeline:
         facts = adapter.inspect(body, len(raw))
         key_id = await self.auth.key_id(bearer)
         price = self.catalogue.price(facts.model)
-        held = await self._reserve(key_id, request_id, price, facts, body, adapter)
+        self.in_flight += 1
         try:
-            return await self._forward(request, adapter, body, held)
+            held = await self._reserve(key_id, request_id, price, facts, body, adapter)
+            try:
+                return await self._forward(request, adapter, body, held)
+            finally:
+                if not held.settled:  # an error on our side: the user is not charged for it
+                    await self._settle(held, None, 0)
         finally:
-            if not held.settled:  # an error on our side: the user is not charged for it
-                await self._settle(held, None, 0)
+            self.in_flight -= 1
 
     async def _forward(
         self, request: web.Request, adapter: EndpointAdapter, body: dict[str, Any], held: Held
@@ -123,29 +128,38 @@ class Pipeline:
     async def _try_reserve(self, key_id: int, amount: int, request_id: str, model: str) -> int | None:
         """None when reserved; otherwise the available balance that was too small."""
         return await self.db.ledger.run(
-            ledger_ops.reserve, key_id, amount, request_id, model, now_ms(), RESERVATION_TTL_MS
+            ledger_ops.reserve,
+            key_id,
+            amount,
+            request_id,
+            model,
+            now_ms(),
+            RESERVATION_TTL_MS,
+            quiet=self._quiet(),
         )
 
     async def _settle(self, held: Held, usage: Usage | None, cost: int) -> None:
-        """Close the reservation, once; shielded so a cancelled handler still settles."""
+        """Close the reservation, once. The writer finishes a submitted call even if this handler is
+        cancelled, so a settlement is never lost half-way."""
         held.settled = True
+        s = await self.db.ledger.run(
+            ledger_ops.settle,
+            held.key_id,
+            held.request_id,
+            held.amount_msat,
+            cost,
+            held.facts.model,
+            usage.prompt_tokens if usage else None,
+            usage.completion_tokens if usage else None,
+            now_ms(),
+            quiet=self._quiet(),
+        )
+        if s.unpaid:
+            log.warning("request %s cost %d msat more than the key held", held.request_id, s.unpaid)
 
-        async def _do() -> None:
-            s = await self.db.ledger.run(
-                ledger_ops.settle,
-                held.key_id,
-                held.request_id,
-                held.amount_msat,
-                cost,
-                held.facts.model,
-                usage.prompt_tokens if usage else None,
-                usage.completion_tokens if usage else None,
-                now_ms(),
-            )
-            if s.unpaid:
-                log.warning("request %s cost %d msat more than the key held", held.request_id, s.unpaid)
-
-        await asyncio.shield(_do())
+    def _quiet(self) -> bool:
+        """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""
+        return self.in_flight <= 1
 
     def _cost(self, held: Held, usage: Usage) -> int:
         return held.price.cost_msat(usage.prompt_tokens, usage.completion_tokens)

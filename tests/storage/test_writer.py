@@ -100,3 +100,35 @@ async def test_sqlite_path_from_url():
     assert sqlite_path("sqlite+aiosqlite:////abs/x.db") == "/abs/x.db"
     assert sqlite_path("sqlite+aiosqlite:///rel.db") == "rel.db"
     assert SqliteWriter("sqlite+aiosqlite:///rel.db").path == "rel.db"
+
+
+async def test_quiet_calls_run_inline_and_fall_back_when_the_database_is_busy(tmp_path: Path):
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'q.sqlite3'}"
+    await upgrade(url)
+    db = Database(url)
+    try:
+        key_id = await funded_key(db, 3_000)
+        writer = db.ledger
+        assert isinstance(writer, SqliteWriter)
+        assert (
+            await writer.run(ledger_ops.reserve, key_id, 1_000, "q1", "m", accounts.now_ms(), 9, quiet=True)
+            is None
+        )
+        assert writer._thread is None  # nothing needed the thread
+        blocker = sqlite3.connect(tmp_path / "q.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        call = asyncio.ensure_future(
+            writer.run(ledger_ops.reserve, key_id, 1_000, "q2", "m", accounts.now_ms(), 9, quiet=True)
+        )
+        await asyncio.sleep(0.2)
+        assert not call.done() and writer._thread is not None  # queued to the thread, which waits
+        blocker.execute("ROLLBACK")
+        assert await asyncio.wait_for(call, 5) is None
+        blocker.close()
+        async with db.read() as conn:
+            row = await accounts.key_by_id(conn, key_id)
+        assert row is not None and row.balance_msat == 1_000 and row.reserved_msat == 2_000
+    finally:
+        await db.close()
