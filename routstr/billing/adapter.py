@@ -37,10 +37,16 @@ class EndpointAdapter(Protocol):
         """Ask the upstream to report usage at the end of a stream."""
         ...
 
-    def usage(self, response: dict[str, Any]) -> Usage | None: ...
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        """The usage in a response or in a stream event, if any."""
+        ...
 
-    def stream_event(self, event: dict[str, Any]) -> tuple[Usage | None, int]:
-        """From one stream event: its usage (if any) and the bytes of text it delivers."""
+    def may_carry_usage(self, data: bytes) -> bool:
+        """A cheap byte test: could this stream event hold usage? (Only those are parsed.)"""
+        ...
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        """Bytes of text one stream event delivers, for the estimate."""
         ...
 
     def delivered_bytes(self, response: dict[str, Any]) -> int:

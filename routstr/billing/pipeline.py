@@ -20,6 +20,7 @@ from aiohttp import web
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_json_body
+from routstr.billing.stream import DONE, SseMeter
 from routstr.core.errors import InsufficientBalance, UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 COST_HEADER = "X-Routstr-Cost-Msats"
 RESERVATION_TTL_MS = 15 * 60 * 1000
-_DONE = b"data: [DONE]"
 
 
 @dataclass(slots=True)
@@ -197,66 +197,37 @@ class Pipeline:
                 "X-Request-ID": held.request_id,
             }
         )
-        usage: Usage | None = None
-        usage_event: dict[str, Any] | None = None
-        delivered = 0
-        done = False
+        meter = SseMeter(adapter)
         client_gone = False
-        buf = b""
         try:
             await out.prepare(request)
             async for chunk in resp.content.iter_any():
-                buf += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
-                out_parts: list[bytes] = []
-                while (i := buf.find(b"\n\n")) >= 0:
-                    event, buf = buf[: i + 2], buf[i + 2 :]
-                    if not event.startswith(b"data:"):
-                        out_parts.append(event)
-                        continue
-                    data = event[5:].strip()
-                    if data == b"[DONE]":
-                        done = True
-                        continue
-                    try:
-                        obj = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        out_parts.append(event)
-                        continue
-                    u, n = adapter.stream_event(obj)
-                    delivered += n
-                    if u is not None:
-                        usage = u
-                        if adapter.is_usage_only_event(obj):
-                            usage_event = obj  # sent last, with the cost in it
-                            continue
-                    out_parts.append(event)
-                if out_parts:
-                    await out.write(b"".join(out_parts))
+                data = meter.feed(chunk)
+                if data:
+                    await out.write(data)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             client_gone = True
         except (aiohttp.ClientError, TimeoutError):
             pass  # the upstream broke off: bill what was delivered, below
         except asyncio.CancelledError:
-            client_gone = True
-            await self._settle_stream(held, usage, delivered)
+            await self._settle_stream(held, meter)
             raise
-        cost = await self._settle_stream(held, usage, delivered)
+        cost = await self._settle_stream(held, meter)
         if client_gone:
             return out
         try:
-            if usage_event is not None and held.facts.wants_stream_usage:
-                adapter.attach_cost(usage_event, cost)
-                await out.write(b"data: " + orjson.dumps(usage_event) + b"\n\n")
-            if done:
-                await out.write(_DONE + b"\n\n")
+            if meter.usage_event is not None and held.facts.wants_stream_usage:
+                adapter.attach_cost(meter.usage_event, cost)
+                await out.write(b"data: " + orjson.dumps(meter.usage_event) + b"\n\n")
+            if meter.done:
+                await out.write(DONE)
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
         return out
 
-    async def _settle_stream(self, held: Held, usage: Usage | None, delivered: int) -> int:
-        if usage is None:
-            usage = estimate_usage(held.facts.prompt_text_bytes, delivered)
+    async def _settle_stream(self, held: Held, meter: SseMeter) -> int:
+        usage = meter.usage or estimate_usage(held.facts.prompt_text_bytes, meter.delivered_bytes())
         cost = self._cost(held, usage)
         await self._settle(held, usage, cost)
         return cost

@@ -76,7 +76,10 @@ class ChatCompletions:
     def usage(self, response: dict[str, Any]) -> Usage | None:
         return _usage(response.get("usage"))
 
-    def stream_event(self, event: dict[str, Any]) -> tuple[Usage | None, int]:
+    def may_carry_usage(self, data: bytes) -> bool:
+        return b'"usage":{' in data or b'"usage": {' in data
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
         n = 0
         for ch in event.get("choices") or ():
             delta = ch.get("delta") if isinstance(ch, dict) else None
@@ -87,7 +90,7 @@ class ChatCompletions:
                 r = delta.get("reasoning_content") or delta.get("reasoning")
                 if isinstance(r, str):
                     n += len(r.encode())
-        return _usage(event.get("usage")), n
+        return n
 
     def delivered_bytes(self, response: dict[str, Any]) -> int:
         n = 0

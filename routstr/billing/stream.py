@@ -1,0 +1,78 @@
+"""Metering a streamed (SSE) answer while passing it on as it arrives.
+
+Events go out untouched; only the few that can carry usage are parsed (a byte search finds them),
+so the cost per chunk is a split and a ``in``. The text delivered is counted only if it is needed,
+i.e. when no usage arrives (a cut stream) and the documented estimate applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from routstr.billing.adapter import EndpointAdapter
+from routstr.core.usage import Usage
+
+DONE = b"data: [DONE]\n\n"
+
+
+class SseMeter:
+    def __init__(self, adapter: EndpointAdapter) -> None:
+        self.adapter = adapter
+        self.usage: Usage | None = None
+        self.usage_event: dict[str, Any] | None = None  # held back, sent last with the cost in it
+        self.done = False
+        self._buf = b""
+        self._sent: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take a chunk from the upstream; return what to send to the client now."""
+        data = self._buf + chunk
+        if b"\r" in data:  # CRLF line ends (a CR may end one chunk and its LF start the next)
+            data = data.replace(b"\r\n", b"\n")
+        events = data.split(b"\n\n")
+        self._buf = events.pop()  # an incomplete event waits for the next chunk
+        out: list[bytes] = []
+        for ev in events:
+            if not ev:
+                continue
+            if ev.startswith(b"data:"):
+                payload = ev[5:].strip()
+                if payload == b"[DONE]":
+                    self.done = True
+                    continue
+                if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
+                    continue
+                self._sent.append(payload)
+            out.append(ev + b"\n\n")
+        return b"".join(out)
+
+    def _take_usage(self, data: bytes) -> bool:
+        """Record the usage in ``data``; True if the event is usage only (held back)."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(obj, dict):
+            return False
+        u = self.adapter.usage(obj)
+        if u is None:
+            return False
+        self.usage = u
+        if self.adapter.is_usage_only_event(obj):
+            self.usage_event = obj
+            return True
+        return False
+
+    def delivered_bytes(self) -> int:
+        """Bytes of text the client was sent (parses the forwarded events; only for the estimate)."""
+        n = 0
+        for data in self._sent:
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                n += self.adapter.event_text_bytes(obj)
+        return n
