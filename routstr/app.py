@@ -13,7 +13,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from routstr.api import balance, docs, info, llm
-from routstr.api.middleware import gzip_large_responses, request_context
+from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
@@ -73,9 +73,7 @@ async def _every(seconds: float, job: str, coro_fn: object) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[request_context, gzip_large_responses]
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await upgrade(settings.database_url)

@@ -6,7 +6,7 @@ Each is a thin aiohttp middleware or signal; none of them knows about money.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -46,7 +46,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give every request an id (the client's X-Request-ID, or a new one) and the error envelope."""
     rid = request.headers.get("X-Request-ID", "")
     if not rid or len(rid) > _REQUEST_ID_MAX or not rid.isprintable():
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
     request[REQUEST_ID] = rid
     try:
         resp = await handler(request)
@@ -61,20 +61,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(InternalError("Internal server error"), rid)
     if not resp.prepared:
         resp.headers.setdefault("X-Request-ID", rid)
+        _maybe_gzip(request, resp)
     return resp
 
 
-@web.middleware
-async def gzip_large_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _maybe_gzip(request: web.Request, response: web.StreamResponse) -> None:
     """gzip complete responses over 1 KB when the client accepts it; never event streams."""
-    response = await handler(request)
-    if not isinstance(response, web.Response) or response.prepared:
-        return response
-    if response.content_type == "text/event-stream" or "Content-Encoding" in response.headers:
-        return response
+    if not isinstance(response, web.Response) or "Content-Encoding" in response.headers:
+        return
     body = response.body
     if not isinstance(body, bytes | bytearray) or len(body) < GZIP_MIN_BYTES:
-        return response
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return
+    if response.content_type != "text/event-stream" and "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
-    return response
