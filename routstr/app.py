@@ -58,7 +58,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         settings.upstream_connect_timeout_s,
         settings.upstream_read_timeout_s,
     )
-    pipeline = Pipeline(db, auth, catalogue, upstream, settings.max_body_bytes)
+    pipeline = Pipeline(db, auth, catalogue, upstream, settings.max_body_bytes, settings.reservation_ttl_s)
     return Node(settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline)
 
 
@@ -94,7 +94,10 @@ def create_app(settings: Settings) -> web.Application:
 
         tasks = [
             asyncio.create_task(recover()),
-            asyncio.create_task(_every(SWEEP_EVERY_S, "reservation sweep", sweep)),
+            asyncio.create_task(sweep()),
+            asyncio.create_task(
+                _every(min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2), "reservation sweep", sweep)
+            ),
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
             asyncio.create_task(node.catalogue.refresh_forever(node.upstream)),
         ]

@@ -45,6 +45,7 @@ class Settings:
     secret_key: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
     default_max_output_tokens: int = 4096
+    reservation_ttl_s: int = 900
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 300.0
     mint_timeout_s: float = 20.0
@@ -180,6 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         secret_key=env.get("SECRET_KEY", ""),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
+        reservation_ttl_s=_int(env, "RESERVATION_TTL_SECONDS", 900, minimum=1),
         upstream_connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
         upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),

@@ -21,6 +21,7 @@ from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_json_body
 from routstr.billing.stream import DONE, SseMeter
+from routstr.core import failpoints
 from routstr.core.errors import InsufficientBalance, UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
@@ -34,7 +35,6 @@ from routstr.upstream.errors import upstream_error
 log = logging.getLogger(__name__)
 
 COST_HEADER = "X-Routstr-Cost-Msats"
-RESERVATION_TTL_MS = 15 * 60 * 1000
 
 
 @dataclass(slots=True)
@@ -51,13 +51,21 @@ class Held:
 
 class Pipeline:
     def __init__(
-        self, db: Database, auth: Authenticator, catalogue: Catalogue, upstream: Upstream, max_body: int
+        self,
+        db: Database,
+        auth: Authenticator,
+        catalogue: Catalogue,
+        upstream: Upstream,
+        max_body: int,
+        reservation_ttl_s: int,
     ) -> None:
         self.db = db
         self.auth = auth
         self.catalogue = catalogue
         self.upstream = upstream
         self.max_body = max_body
+        # a reservation older than this belongs to a request that cannot still be running (crash)
+        self.reservation_ttl_ms = reservation_ttl_s * 1000
         self.in_flight = 0  # requests between reserve and settle, in this process
 
     async def run(
@@ -134,7 +142,7 @@ class Pipeline:
             request_id,
             model,
             now_ms(),
-            RESERVATION_TTL_MS,
+            self.reservation_ttl_ms,
             quiet=self._quiet(),
         )
 
@@ -167,6 +175,7 @@ class Pipeline:
     async def _relay_json(
         self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
     ) -> web.StreamResponse:
+        failpoints.hit("pipeline.before_settle")  # reserved and forwarded, not settled
         try:
             raw = await resp.read()
             obj = orjson.loads(raw)

@@ -24,6 +24,7 @@ from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.outputs import prepare_outputs
 from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
+from routstr.core import failpoints
 from routstr.core.errors import ApiError, InvalidRequest, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, unit_to_msat
 from routstr.storage import accounts, wallet_store
@@ -184,6 +185,7 @@ class Redeemer:
             raise ServiceUnavailable(
                 f"Mint {token.mint} is unavailable; the token was not charged, try again shortly"
             ) from None
+        failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
         return self._redeemed(outcome, token, fresh=True)
 

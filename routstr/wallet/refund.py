@@ -14,6 +14,7 @@ from routstr.cashu.errors import MintError, MintUnavailable
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.outputs import prepare_outputs
+from routstr.core import failpoints
 from routstr.core.errors import InternalError, InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT
 from routstr.storage import accounts, wallet_store
@@ -102,6 +103,7 @@ class Refunder:
             raise ServiceUnavailable(
                 "The mint did not answer; if the refund went through it is kept for you, call refund again"
             ) from None
+        failpoints.hit("refund.after_swap")  # the user's proofs exist at the mint; not yet stored here
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs, handing_out=True)
         assert outcome.user_token is not None
         return Refund(outcome.user_token, user_amount, key.unit, key.mint_url, debit)
