@@ -6,19 +6,21 @@ Each is a thin aiohttp middleware or signal; none of them knows about money.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
 from routstr.core.errors import ApiError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
+from routstr.core.ids import time_ordered_id
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GZIP_MIN_BYTES = 1024
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+# The node's own id for the request's ledger entries: X-Request-ID is the client's and may repeat.
+LEDGER_REF: web.RequestKey[str] = web.RequestKey("ledger_ref", str)
 _REQUEST_ID_MAX = 128
 
 
@@ -44,10 +46,12 @@ def _http_error(e: web.HTTPException) -> ApiError:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (the client's X-Request-ID, or a new one) and the error envelope."""
+    ref = time_ordered_id()
     rid = request.headers.get("X-Request-ID", "")
     if not rid or len(rid) > _REQUEST_ID_MAX or not rid.isprintable():
-        rid = os.urandom(16).hex()
+        rid = ref
     request[REQUEST_ID] = rid
+    request[LEDGER_REF] = ref
     try:
         resp = await handler(request)
     except ApiError as e:

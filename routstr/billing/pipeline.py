@@ -42,7 +42,8 @@ class Held:
     """A reservation in flight, and what is needed to settle it."""
 
     key_id: int
-    request_id: str
+    ref: str  # the node's id for this request's ledger entries and reservation
+    request_id: str  # X-Request-ID, for the client
     amount_msat: int
     price: ModelPrice
     facts: RequestFacts
@@ -69,7 +70,7 @@ class Pipeline:
         self.in_flight = 0  # requests between reserve and settle, in this process
 
     async def run(
-        self, request: web.Request, adapter: EndpointAdapter, request_id: str
+        self, request: web.Request, adapter: EndpointAdapter, request_id: str, ref: str
     ) -> web.StreamResponse:
         bearer = self.auth.require_bearer(request.headers)
         raw, body = await read_json_body(request, self.max_body)
@@ -78,7 +79,7 @@ class Pipeline:
         price = self.catalogue.price(facts.model)
         self.in_flight += 1
         try:
-            held = await self._reserve(key_id, request_id, price, facts, body, adapter)
+            held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
             try:
                 return await self._forward(request, adapter, body, held)
             finally:
@@ -107,6 +108,7 @@ class Pipeline:
     async def _reserve(
         self,
         key_id: int,
+        ref: str,
         request_id: str,
         price: ModelPrice,
         facts: RequestFacts,
@@ -116,7 +118,7 @@ class Pipeline:
         max_out = facts.requested_max_output or self.catalogue.max_output(price)
         impose = False
         amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
-        short = await self._try_reserve(key_id, amount, request_id, facts.model)
+        short = await self._try_reserve(key_id, amount, ref, facts.model)
         if short is not None:
             affordable = 0
             if facts.requested_max_output is None:
@@ -126,20 +128,20 @@ class Pipeline:
             # the client set no limit: answer as long as the balance pays for, rather than refuse
             max_out, impose = min(max_out, affordable), True
             amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
-            again = await self._try_reserve(key_id, amount, request_id, facts.model)
+            again = await self._try_reserve(key_id, amount, ref, facts.model)
             if again is not None:
                 raise InsufficientBalance(again, amount)
         if impose:
             adapter.set_max_output(body, max_out)
-        return Held(key_id, request_id, amount, price, facts)
+        return Held(key_id, ref, request_id, amount, price, facts)
 
-    async def _try_reserve(self, key_id: int, amount: int, request_id: str, model: str) -> int | None:
+    async def _try_reserve(self, key_id: int, amount: int, ref: str, model: str) -> int | None:
         """None when reserved; otherwise the available balance that was too small."""
         return await self.db.ledger.run(
             ledger_ops.reserve,
             key_id,
             amount,
-            request_id,
+            ref,
             model,
             now_ms(),
             self.reservation_ttl_ms,
@@ -153,7 +155,7 @@ class Pipeline:
         s = await self.db.ledger.run(
             ledger_ops.settle,
             held.key_id,
-            held.request_id,
+            held.ref,
             held.amount_msat,
             cost,
             held.facts.model,
@@ -163,7 +165,7 @@ class Pipeline:
             quiet=self._quiet(),
         )
         if s.unpaid:
-            log.warning("request %s cost %d msat more than the key held", held.request_id, s.unpaid)
+            log.warning("request %s cost %d msat more than the key held", held.ref, s.unpaid)
 
     def _quiet(self) -> bool:
         """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""

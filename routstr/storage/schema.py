@@ -60,6 +60,7 @@ ledger = Table(
     # credit | reserve | release | charge | refund
     Column("kind", String(16), nullable=False),
     Column("amount_msat", BigInteger, nullable=False),
+    # the node's time-ordered id of the request (never the client's X-Request-ID), or a swap id
     Column("request_id", String(64), nullable=True),
     Column("model", Text, nullable=True),
     Column("prompt_tokens", Integer, nullable=True),
@@ -78,7 +79,8 @@ reservations = Table(
     Column("amount_msat", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    Index("ix_reservations_expires_at", "expires_at"),
+    # one B-tree, no expiry index: rows live for one request and the sweeper's scan is of the few in flight
+    sqlite_with_rowid=False,
 )
 
 # Every swap the node sends to a mint. Outputs (secret, blinding factor, amount, keyset) are

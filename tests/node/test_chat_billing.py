@@ -191,3 +191,23 @@ async def test_twenty_concurrent_requests_on_a_key_funded_for_three(
     charged = (await node.ledger_sums(key_id))["charge"]
     assert charged == statuses.count(200) * expected_cost(node, body)
     assert row.balance_msat == sats * 1000 - charged
+
+
+async def test_clients_reusing_a_request_id_do_not_touch_each_others_money(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    """X-Request-ID is the client's: the ledger keys its entries by the node's own ids."""
+    tokens = [await wallet.asend(mint_url, 10) for _ in range(3)]
+    body = chat_body("same id", max_tokens=20)
+
+    async def one(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "same-id-for-everyone"}
+        async with http.post(node.v1 + "/chat/completions", json=body, headers=headers) as r:
+            await r.read()
+            assert r.headers["X-Request-ID"] == "same-id-for-everyone"
+            return r.status
+
+    assert await asyncio.gather(*(one(t) for t in tokens * 3)) == [200] * 9
+    for t in tokens:
+        row = await node.assert_books_balance(await key_id_for(node, t))
+        assert row.reserved_msat == 0 and row.balance_msat == 10_000 - 3 * expected_cost(node, body)

@@ -94,9 +94,8 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name=op.f("fk_reservations_key_id")),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_reservations")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("reservations", schema=None) as batch_op:
-        batch_op.create_index("ix_reservations_expires_at", ["expires_at"], unique=False)
 
     op.create_table(
         "swaps",
@@ -131,9 +130,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_swaps_state")
 
     op.drop_table("swaps")
-    with op.batch_alter_table("reservations", schema=None) as batch_op:
-        batch_op.drop_index("ix_reservations_expires_at")
-
     op.drop_table("reservations")
     with op.batch_alter_table("ledger", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_request_id")
