@@ -42,7 +42,11 @@ class Upstream:
         return h
 
     async def post(self, path: str, body: dict[str, Any], incoming_headers: Any) -> aiohttp.ClientResponse:
-        """Send a request; connection problems become ``UpstreamError`` (nothing was delivered)."""
+        """Send a request; connection problems become ``UpstreamError`` (nothing was delivered).
+
+        The body is re-encoded from what the node parsed and priced, never forwarded as the client's
+        bytes: a JSON parser upstream could read a duplicated key ("model") differently from ours.
+        """
         try:
             return await self.session.post(
                 self.base_url + path,
