@@ -31,6 +31,8 @@ from routstr.wallet.refund import Refunder
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
+# A Cashu token in a header can be tens of KB (dozens of proofs); aiohttp's default limit is 8 KB.
+MAX_HEADER_BYTES = 128 * 1024
 RECOVER_EVERY_S = 60.0
 
 
@@ -73,7 +75,11 @@ async def _every(seconds: float, job: str, coro_fn: object) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context],
+        handler_args={"max_field_size": MAX_HEADER_BYTES, "max_line_size": MAX_HEADER_BYTES},
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await upgrade(settings.database_url)

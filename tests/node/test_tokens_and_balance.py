@@ -147,3 +147,21 @@ async def test_token_key_refund_returns_the_rest(node: NodeHandle, wallet: TestW
     assert await wallet.areceive(refund["token"]) == refund["amount"]
     after = await node.assert_books_balance(key_id)
     assert after.balance_msat == before.balance_msat - refund["amount"] * 1000
+
+
+async def test_a_token_of_many_proofs_fits_in_the_header(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    """Wallets hand out tokens of dozens of proofs: well past aiohttp's default 8 KB header limit."""
+    parts = [decode_token(await wallet.asend(mint_url, 1, legacy=True)) for _ in range(45)]
+    big = Token(mint=mint_url, unit="sat", proofs=[p for t in parts for p in t.proofs])
+    from routstr.cashu.tokens import encode_token_v3
+
+    token = encode_token_v3(big)
+    assert len(token) > 8192
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
+        assert r.status == 200, await r.text()
+    key_id = await node.app[NODE].auth.key_id(token)
+    assert (await node.ledger_sums(key_id))["credit"] == 45_000
