@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,11 @@ def node_env(mint_url: str, upstream_url: str, db_url: str, pricing: Path, **ext
     }
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session", params=_backends())
-async def node(
-    request: pytest.FixtureRequest,
-    mint_url: str,
-    fake_upstream: Upstream,
-    tmp_path_factory: pytest.TempPathFactory,
+@asynccontextmanager
+async def running_node(
+    backend: str, mints: str, upstream: Upstream, tmp: Path, **extra_env: str
 ) -> AsyncIterator[NodeHandle]:
-    backend: str = request.param
-    tmp = tmp_path_factory.mktemp(f"node-{backend}")
+    """A node in this event loop on a loopback port, with a fresh database of the given backend."""
     pricing = tmp / "pricing.toml"
     pricing.write_text(PRICING)
     pg_name = None
@@ -175,20 +172,34 @@ async def node(
         db_url = f"sqlite:///{tmp / 'node.sqlite3'}"
     else:
         pg_name, db_url = await _postgres_db(pg_base)
-    settings = load_settings(node_env(mint_url, fake_upstream.url, db_url, pricing), env_file=None)
+    settings = load_settings(node_env(mints, upstream.url, db_url, pricing, **extra_env), env_file=None)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
     from routstr.api.state import NODE
 
-    handle = NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, fake_upstream, backend)
-    yield handle
-    await runner.cleanup()
-    if pg_name:
-        await _drop_postgres_db(pg_base, pg_name)
+    try:
+        yield NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, upstream, backend)
+    finally:
+        await runner.cleanup()
+        if pg_name:
+            await _drop_postgres_db(pg_base, pg_name)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", params=_backends())
+async def node(
+    request: pytest.FixtureRequest,
+    mint_url: str,
+    fake_upstream: Upstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[NodeHandle]:
+    backend: str = request.param
+    async with running_node(
+        backend, mint_url, fake_upstream, tmp_path_factory.mktemp(f"node-{backend}")
+    ) as n:
+        yield n
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -68,8 +68,9 @@ class Refunder:
             inputs = [Proof(amount=c["amount"], id=c["id"], secret=c["secret"], C=c["C"]) for c in chosen]
             fee = fee_for(inputs, infos)
             total = sum(p.amount for p in inputs)
-            user_amount = min(units, total - fee)
-            change = total - fee - user_amount
+            # the refund pays its own swap fee: the node's change is exactly what it held beyond the debit
+            user_amount = units - fee
+            change = total - units
             if user_amount <= 0:
                 raise InvalidRequest(f"The balance does not cover the mint's fee of {fee} {key.unit}")
             user_out = prepare_outputs(split_amount(user_amount), active.id)
