@@ -1,5 +1,8 @@
 """Engines and transactions for SQLite (embedded default) and PostgreSQL (scale-out).
 
+Statement parameters are kept out of error messages (``hide_parameters``): they include proofs and
+tokens, and error messages end up in logs.
+
 SQLite gets WAL, ``synchronous=NORMAL`` and ``BEGIN IMMEDIATE`` write transactions (so two writers
 never deadlock upgrading a read lock), through one dedicated writer connection; reads use a small
 pool of their own. PostgreSQL uses one pool for both.
@@ -30,7 +33,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _make_sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0)
+    engine = create_async_engine(
+        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0, hide_parameters=True
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
 
     def _begin(conn: Any) -> None:
@@ -50,7 +55,7 @@ class Database:
             self.writer = _make_sqlite_engine(url, immediate=True, pool_size=1)
             self.reader = _make_sqlite_engine(url, immediate=False, pool_size=4)
         else:
-            self.writer = create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=False)
+            self.writer = create_async_engine(url, pool_size=20, max_overflow=10, hide_parameters=True)
             self.reader = self.writer
         # the hot path (reserve, settle) runs here: see writer.py
         self.ledger: SqliteWriter | EngineWriter = (

@@ -72,3 +72,31 @@ def test_serve_with_bad_config_exits_with_one_line(tmp_path: Path):
         "routstr: configuration error: UPSTREAM_BASE_URL is not set; "
         "set it to your provider, e.g. https://api.openai.com/v1"
     ]
+
+
+def test_database_errors_do_not_carry_parameters_into_logs(tmp_path: Path):
+    """Error messages reach logs; statement parameters hold proofs and tokens."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from routstr.storage.db import Database
+
+    async def go() -> str:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.sqlite3'}")
+        try:
+            async with db.write() as conn:
+                await conn.execute(text("CREATE TABLE t (v TEXT UNIQUE)"))
+            for _ in range(2):
+                try:
+                    async with db.write() as conn:
+                        await conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": "cashuBsecret-proof"})
+                except IntegrityError as e:
+                    return str(e)
+            return ""
+        finally:
+            await db.close()
+
+    message = asyncio.run(go())
+    assert "UNIQUE" in message and "cashuBsecret-proof" not in message
