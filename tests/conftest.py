@@ -111,6 +111,20 @@ async def _drop_postgres_db(base: str, name: str) -> None:
         await conn.close()
 
 
+@asynccontextmanager
+async def fresh_database(backend: str, tmp: Path) -> AsyncIterator[str]:
+    """The URL of an empty database: a file in ``tmp``, or a new database on the PostgreSQL server."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp / 'node.sqlite3'}"
+        return
+    base = os.environ["TEST_POSTGRES_URL"]
+    name, url = await _postgres_db(base)
+    try:
+        yield url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        await _drop_postgres_db(base, name)
+
+
 @dataclass
 class NodeHandle:
     url: str
@@ -166,26 +180,19 @@ async def running_node(
     """A node in this event loop on a loopback port, with a fresh database of the given backend."""
     pricing = tmp / "pricing.toml"
     pricing.write_text(PRICING)
-    pg_name = None
-    pg_base = os.environ.get("TEST_POSTGRES_URL", "")
-    if backend == "sqlite":
-        db_url = f"sqlite:///{tmp / 'node.sqlite3'}"
-    else:
-        pg_name, db_url = await _postgres_db(pg_base)
-    settings = load_settings(node_env(mints, upstream.url, db_url, pricing, **extra_env), env_file=None)
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    from routstr.api.state import NODE
+    async with fresh_database(backend, tmp) as db_url:
+        settings = load_settings(node_env(mints, upstream.url, db_url, pricing, **extra_env), env_file=None)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        from routstr.api.state import NODE
 
-    try:
-        yield NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, upstream, backend)
-    finally:
-        await runner.cleanup()
-        if pg_name:
-            await _drop_postgres_db(pg_base, pg_name)
+        try:
+            yield NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, upstream, backend)
+        finally:
+            await runner.cleanup()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session", params=_backends())

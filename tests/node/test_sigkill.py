@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from routstr.devtools.nutshell import free_port
 from routstr.devtools.test_wallet import TestWallet
-from tests.conftest import PRICING, Upstream, _backends, _drop_postgres_db, _postgres_db, chat_body, node_env
+from tests.conftest import PRICING, Upstream, _backends, chat_body, fresh_database, node_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -78,20 +78,17 @@ async def node_proc(
 ) -> AsyncIterator[NodeProcess]:
     pricing = tmp_path / "pricing.toml"
     pricing.write_text(PRICING)
-    base = os.environ.get("TEST_POSTGRES_URL", "")
-    pg_name = None
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    else:
-        pg_name, db_url = await _postgres_db(base)
-    node = NodeProcess(
-        node_env(mint_url, fake_upstream.url, db_url, pricing, RESERVATION_TTL_SECONDS="1", SECRET_KEY="k"),
-        tmp_path / "node.log",
-    )
-    yield node
-    node.stop()
-    if pg_name:
-        await _drop_postgres_db(base, pg_name)
+    async with fresh_database(request.param, tmp_path) as db_url:
+        node = NodeProcess(
+            node_env(
+                mint_url, fake_upstream.url, db_url, pricing, RESERVATION_TTL_SECONDS="1", SECRET_KEY="k"
+            ),
+            tmp_path / "node.log",
+        )
+        try:
+            yield node
+        finally:
+            node.stop()
 
 
 async def _post_dies(http: aiohttp.ClientSession, url: str, **kw: object) -> None:

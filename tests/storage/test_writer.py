@@ -14,26 +14,20 @@ from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.storage.writer import SqliteWriter
-from tests.conftest import _backends, _drop_postgres_db, _postgres_db
+from tests.conftest import _backends, fresh_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest_asyncio.fixture(loop_scope="session", params=_backends())
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    base = os.environ.get("TEST_POSTGRES_URL", "")
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}"
-    else:
-        name, url = await _postgres_db(base)
-        url = url.replace("postgresql://", "postgresql+asyncpg://")
-    await upgrade(url)
-    d = Database(url)
-    yield d
-    await d.close()
-    if name:
-        await _drop_postgres_db(base, name)
+    async with fresh_database(request.param, tmp_path) as url:
+        await upgrade(url)
+        d = Database(url)
+        try:
+            yield d
+        finally:
+            await d.close()
 
 
 async def funded_key(db: Database, msat: int) -> int:
