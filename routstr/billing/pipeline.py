@@ -226,13 +226,14 @@ class Pipeline:
         cost = await self._settle_stream(held, meter)
         if client_gone:
             return out
+        tail = b""
+        if meter.usage_event is not None and held.facts.wants_stream_usage:
+            adapter.attach_cost(meter.usage_event, cost)
+            tail = b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
+        if meter.done:
+            tail += DONE
         try:
-            if meter.usage_event is not None and held.facts.wants_stream_usage:
-                adapter.attach_cost(meter.usage_event, cost)
-                await out.write(b"data: " + orjson.dumps(meter.usage_event) + b"\n\n")
-            if meter.done:
-                await out.write(DONE)
-            await out.write_eof()
+            await out.write_eof(tail)  # the usage (with its cost), [DONE] and the end in one write
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
         return out
