@@ -34,6 +34,7 @@ from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
 
 # How long a request waits for another request (maybe in another process) redeeming the same token.
 REDEEM_WAIT_S = 30.0
+KEYSET_REFRESH_S = 60.0
 
 
 class TokenAlreadySpent(InvalidRequest):
@@ -98,6 +99,7 @@ class Redeemer:
         self.mints = mints
         self.secret = secret
         self._inflight: dict[tuple[str, Target], asyncio.Future[Redeemed]] = {}
+        self._refreshed: dict[str, float] = {}  # mint -> when its keyset list was last refetched
 
     async def redeem(self, token: Token, target: Target) -> Redeemed:
         """Credit ``token`` to ``target`` once; a replay for the same target returns the first result."""
@@ -121,15 +123,7 @@ class Redeemer:
             del self._inflight[slot]
 
     async def _redeem(self, token: Token, th: str, target: Target) -> Redeemed:
-        client = self.mints.client(token.mint)
-        try:
-            keysets = await client.keysets()
-            proofs: list[Proof] = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
-        except TokenError as e:
-            raise TokenInvalid(f"Invalid Cashu token: {e}") from None
-        except MintUnavailable as e:
-            raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}") from None
-        fees = fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+        proofs, fees = await self._inputs_and_fee(token)
         amount = sum(p.amount for p in proofs) - fees
         if amount <= 0:
             raise TokenInvalid(
@@ -170,7 +164,9 @@ class Redeemer:
             return await self._await_other(th, target)
 
         try:
-            sigs = await client.swap(proofs, [o.to_blinded_message() for o in prepared])
+            sigs = await self.mints.client(token.mint).swap(
+                proofs, [o.to_blinded_message() for o in prepared]
+            )
         except MintError as e:
             await self._abandon(swap_id)
             if e.is_already_spent:
@@ -183,11 +179,37 @@ class Redeemer:
                 await self._abandon(swap_id)
             # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
             raise ServiceUnavailable(
-                f"Mint {token.mint} is unavailable; the token was not charged, try again shortly"
+                f"Mint {token.mint} did not answer; if it took the token, it is credited to this key "
+                "once the mint answers again: retry shortly"
             ) from None
         failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
         return self._redeemed(outcome, token, fresh=True)
+
+    async def _inputs_and_fee(self, token: Token) -> tuple[list[Proof], int]:
+        """The token's proofs with full keyset ids, and the mint's input fee for spending them.
+
+        A keyset the cached list does not know may be new at the mint: the list is fetched once more
+        (at most once a minute per mint, so bad tokens cannot make us hammer it) before the token is
+        called invalid.
+        """
+        client = self.mints.client(token.mint)
+        for attempt in (1, 2):
+            try:
+                keysets = await (client.keysets() if attempt == 1 else client.refresh())
+                proofs: list[Proof] = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
+                return proofs, fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+            except (TokenError, ValueError) as e:
+                now = asyncio.get_running_loop().time()
+                if (
+                    attempt == 2
+                    or now - self._refreshed.get(token.mint, -KEYSET_REFRESH_S) < KEYSET_REFRESH_S
+                ):
+                    raise TokenInvalid(f"Invalid Cashu token: {e}") from None
+                self._refreshed[token.mint] = now
+            except MintUnavailable as e:
+                raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}") from None
+        raise AssertionError("unreachable")
 
     async def _await_other(self, th: str, target: Target) -> Redeemed:
         """The token is (being) redeemed by another request: wait for it, and share the result only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -58,10 +59,14 @@ async def test_bad_tokens_are_4xx_in_the_envelope(node: NodeHandle, wallet: Test
     assert await wallet.areceive(spent) == 5  # spent elsewhere before the node sees it
     good = decode_token(await wallet.asend(mint_url, 5))
     foreign = encode_token_v4(Token(mint="http://127.0.0.1:9/unknown-mint", unit="sat", proofs=good.proofs))
+    odd_keyset = encode_token_v4(
+        Token(mint=mint_url, unit="sat", proofs=[replace(p, id="00" + "ab" * 7) for p in good.proofs])
+    )
     cases = {
         "spent": (spent, 400, "token_already_spent"),
         "garbage": ("cashuBnot-a-token!!", 400, "invalid_token"),
         "foreign mint": (foreign, 400, "mint_not_accepted"),
+        "unknown keyset": (odd_keyset, 400, "invalid_token"),
         "not a key": ("hello", 401, "invalid_api_key"),
         "unknown sk": ("sk-" + "0" * 32, 401, "invalid_api_key"),
     }
