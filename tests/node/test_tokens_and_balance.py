@@ -60,7 +60,7 @@ async def test_bad_tokens_are_4xx_in_the_envelope(node: NodeHandle, wallet: Test
     good = decode_token(await wallet.asend(mint_url, 5))
     foreign = encode_token_v4(Token(mint="http://127.0.0.1:9/unknown-mint", unit="sat", proofs=good.proofs))
     odd_keyset = encode_token_v4(
-        Token(mint=mint_url, unit="sat", proofs=[replace(p, id="00" + "ab" * 7) for p in good.proofs])
+        Token(mint=mint_url, unit="sat", proofs=[replace(p, id="01" + "ab" * 32) for p in good.proofs])
     )
     cases = {
         "spent": (spent, 400, "token_already_spent"),
