@@ -70,7 +70,7 @@ async def _run(port: int, amount: int, workdir: Path) -> None:
     wallet = TestWallet(workdir / "wallet")
     runners: list[web.AppRunner] = []
     try:
-        _say("starting the test mint (the first run builds its virtualenv, about 20 s) ...")
+        _say("starting the test mint (the first run builds its virtualenv, about a minute) ...")
         mint_url = await asyncio.to_thread(mint.start)
         up_runner, upstream_url = await start_fake_upstream(include_failure_models=False)
         runners.append(up_runner)
