@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import aiohttp_cors
@@ -64,14 +64,18 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
     return Node(settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline)
 
 
-async def _every(seconds: float, job: str, coro_fn: object) -> None:
-    assert callable(coro_fn)
+async def _guarded(job: str, run: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await run()
+    except Exception:
+        log.exception("background job %s failed", job)
+
+
+async def _every(seconds: float, job: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run`` now and then every ``seconds``; a failure is logged and the next round still runs."""
     while True:
+        await _guarded(job, run)
         await asyncio.sleep(seconds)
-        try:
-            await coro_fn()
-        except Exception:
-            log.exception("background job %s failed", job)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -98,12 +102,9 @@ def create_app(settings: Settings) -> web.Application:
             if counts:
                 log.info("swap recovery: %s", counts)
 
+        sweep_every = min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2)
         tasks = [
-            asyncio.create_task(recover()),
-            asyncio.create_task(sweep()),
-            asyncio.create_task(
-                _every(min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2), "reservation sweep", sweep)
-            ),
+            asyncio.create_task(_every(sweep_every, "reservation sweep", sweep)),
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
             asyncio.create_task(node.catalogue.refresh_forever(node.upstream)),
         ]
