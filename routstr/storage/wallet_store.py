@@ -223,14 +223,17 @@ async def wallet_total(conn: AsyncConnection, mint_url: str, unit: str) -> int:
 
 
 async def abandon_redeem(conn: AsyncConnection, swap_id: str) -> None:
-    """A redeem swap that never happened: fail it, free the token hash, drop a key it created unfunded."""
+    """A redeem swap that never happened: fail it, free the token hash, drop a key it created unfunded.
+
+    Its inputs are the user's still-spendable proofs: they are wiped, not kept.
+    """
     from routstr.storage.schema import api_keys, ledger
 
     row = (await conn.execute(select(swaps.c.key_id).where(swaps.c.id == swap_id))).first()
     await conn.execute(
         update(swaps)
         .where(swaps.c.id == swap_id, swaps.c.state == PENDING)
-        .values(state=FAILED, token_hash=None, key_id=None, updated_at=now_ms())
+        .values(state=FAILED, token_hash=None, key_id=None, inputs="[]", updated_at=now_ms())
     )
     key_id = row[0] if row else None
     if key_id is None:

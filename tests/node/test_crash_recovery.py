@@ -15,6 +15,7 @@ import pytest
 from routstr.api.state import NODE
 from routstr.cashu.errors import MintUnavailable
 from routstr.cashu.mint_client import MintClient
+from routstr.cashu.tokens import decode_token
 from routstr.devtools.test_wallet import TestWallet
 from routstr.storage import wallet_store
 from routstr.wallet import redeem, refund
@@ -134,3 +135,32 @@ async def test_crash_after_refund_swap_hands_the_token_out_later(
     assert await pending(node) == []
     async with http.post(node.v1 + "/balance/refund", headers=bearer(token)) as r:
         assert r.status == 400  # handed out once
+
+
+async def test_an_abandoned_redeem_keeps_no_spendable_proofs(
+    node: NodeHandle,
+    wallet: TestWallet,
+    mint_url: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    token = await wallet.asend(mint_url, 4)
+
+    async def refused(*_: Any, **__: Any) -> Any:
+        raise MintUnavailable("connection refused", maybe_processed=False)
+
+    monkeypatch.setattr(MintClient, "swap", refused)
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer(token)
+    ) as r:
+        assert r.status == 503
+    monkeypatch.undo()
+    from sqlalchemy import select
+
+    from routstr.storage.schema import swaps
+
+    async with node.db.read() as conn:
+        rows = (await conn.execute(select(swaps.c.inputs).where(swaps.c.state == "failed"))).all()
+    secrets = {p.secret for p in decode_token(token).proofs}
+    assert rows and not any(s in row[0] for row in rows for s in secrets)
+    assert set(await wallet.acheck(token)) == {"UNSPENT"}
