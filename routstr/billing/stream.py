@@ -28,6 +28,15 @@ class SseMeter:
 
     def feed(self, chunk: bytes) -> bytes:
         """Take a chunk from the upstream; return what to send to the client now."""
+        if (
+            not self._buf
+            and chunk.endswith(b"\n\n")
+            and b"\r" not in chunk
+            and b"[DONE]" not in chunk
+            and not self.adapter.may_carry_usage(chunk)
+        ):
+            self._sent.append(chunk)  # whole events, none with usage: pass on as they are (the common case)
+            return chunk
         data = self._buf + chunk
         if b"\r" in data:  # CRLF line ends (a CR may end one chunk and its LF start the next)
             data = data.replace(b"\r\n", b"\n")
@@ -44,8 +53,8 @@ class SseMeter:
                     continue
                 if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
                     continue
-                self._sent.append(payload)
             out.append(ev + b"\n\n")
+        self._sent.extend(out)
         return b"".join(out)
 
     def _take_usage(self, data: bytes) -> bool:
@@ -68,11 +77,14 @@ class SseMeter:
     def delivered_bytes(self) -> int:
         """Bytes of text the client was sent (parses the forwarded events; only for the estimate)."""
         n = 0
-        for data in self._sent:
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                n += self.adapter.event_text_bytes(obj)
+        for block in self._sent:
+            for ev in block.split(b"\n\n"):
+                if not ev.startswith(b"data:"):
+                    continue
+                try:
+                    obj = orjson.loads(ev[5:].strip())
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    n += self.adapter.event_text_bytes(obj)
         return n

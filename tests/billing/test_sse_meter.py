@@ -40,3 +40,17 @@ def test_a_cut_stream_counts_the_text_it_delivered():
     m.feed(CONTENT[0] + CONTENT[1] + CONTENT[2][:20])
     assert m.usage is None and not m.done
     assert m.delivered_bytes() == len("Héllo ".encode())
+
+
+def test_text_that_looks_like_markers_is_just_text():
+    tricky = [
+        _event(
+            {"choices": [{"index": 0, "delta": {"content": 'say "[DONE]" and "usage":{'}}], "usage": None}
+        ),
+        _event({"choices": [{"index": 0, "delta": {"content": "more"}}], "usage": None}),
+    ]
+    m = SseMeter(ChatCompletions())
+    out = m.feed(b"".join(tricky)) + m.feed(USAGE + b"data: [DONE]\n\n")
+    assert out == b"".join(tricky)
+    assert m.done and m.usage == Usage(11, 3)
+    assert m.delivered_bytes() == len('say "[DONE]" and "usage":{'.encode()) + len(b"more")
