@@ -53,4 +53,4 @@ def test_text_that_looks_like_markers_is_just_text():
     out = m.feed(b"".join(tricky)) + m.feed(USAGE + b"data: [DONE]\n\n")
     assert out == b"".join(tricky)
     assert m.done and m.usage == Usage(11, 3)
-    assert m.delivered_bytes() == len('say "[DONE]" and "usage":{'.encode()) + len(b"more")
+    assert m.delivered_bytes() == len(b'say "[DONE]" and "usage":{') + len(b"more")
