@@ -19,7 +19,8 @@ class RequestFacts:
     prompt_bound_tokens: int  # an upper bound of the prompt's tokens
     prompt_text_bytes: int  # for the documented estimate when no usage comes back
     requested_max_output: int | None  # what the client asked for, if anything
-    wants_stream_usage: bool  # the client asked for the usage chunk itself
+    wants_stream_usage: bool  # the client gets the final usage event (asked for it, or the dialect has it)
+    has_output: bool = True  # False for endpoints that generate no tokens (embeddings)
 
 
 class EndpointAdapter(Protocol):
@@ -33,7 +34,7 @@ class EndpointAdapter(Protocol):
         """Cap the output (when the node, not the client, chose the limit)."""
         ...
 
-    def prepare_stream(self, body: dict[str, Any]) -> None:
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
         """Ask the upstream to report usage at the end of a stream."""
         ...
 
@@ -54,7 +55,8 @@ class EndpointAdapter(Protocol):
         ...
 
     def is_usage_only_event(self, event: dict[str, Any]) -> bool:
-        """An event that only carries usage (dropped if the client did not ask for it)."""
+        """The event that carries the final usage: held back and sent last, with the cost in it
+        (dropped if the client did not ask for usage)."""
         ...
 
     def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:

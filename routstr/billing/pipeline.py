@@ -115,7 +115,9 @@ class Pipeline:
         body: dict[str, Any],
         adapter: EndpointAdapter,
     ) -> Held:
-        max_out = facts.requested_max_output or self.catalogue.max_output(price)
+        max_out = (
+            0 if not facts.has_output else facts.requested_max_output or self.catalogue.max_output(price)
+        )
         impose = False
         amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
         short = await self._try_reserve(key_id, amount, ref, facts.model)
@@ -171,8 +173,14 @@ class Pipeline:
         """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""
         return self.in_flight <= 1
 
+    @staticmethod
+    def _estimate(held: Held, delivered_bytes: int) -> Usage:
+        """The documented estimate (``routstr.core.usage``), for answers that came without usage."""
+        u = estimate_usage(held.facts.prompt_text_bytes, delivered_bytes)
+        return u if held.facts.has_output else Usage(u.prompt_tokens, 0, estimated=True)
+
     def _cost(self, held: Held, usage: Usage) -> int:
-        return held.price.cost_msat(usage.prompt_tokens, usage.completion_tokens)
+        return held.price.usage_cost_msat(usage)
 
     async def _relay_json(
         self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
@@ -186,9 +194,7 @@ class Pipeline:
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             await self._settle(held, None, 0)
             raise UpstreamError(f"The upstream's answer was unusable: {type(e).__name__}") from None
-        usage = adapter.usage(obj) or estimate_usage(
-            held.facts.prompt_text_bytes, adapter.delivered_bytes(obj)
-        )
+        usage = adapter.usage(obj) or self._estimate(held, adapter.delivered_bytes(obj))
         cost = self._cost(held, usage)
         await self._settle(held, usage, cost)
         adapter.attach_cost(obj, cost)
@@ -229,7 +235,7 @@ class Pipeline:
         tail = b""
         if meter.usage_event is not None and held.facts.wants_stream_usage:
             adapter.attach_cost(meter.usage_event, cost)
-            tail = b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
+            tail = meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
         if meter.done:
             tail += DONE
         try:
@@ -239,7 +245,7 @@ class Pipeline:
         return out
 
     async def _settle_stream(self, held: Held, meter: SseMeter) -> int:
-        usage = meter.usage or estimate_usage(held.facts.prompt_text_bytes, meter.delivered_bytes())
+        usage = meter.usage or self._estimate(held, meter.delivered_bytes())
         cost = self._cost(held, usage)
         await self._settle(held, usage, cost)
         return cost

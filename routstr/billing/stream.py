@@ -22,6 +22,7 @@ class SseMeter:
         self.adapter = adapter
         self.usage: Usage | None = None
         self.usage_event: dict[str, Any] | None = None  # held back, sent last with the cost in it
+        self.usage_event_prefix = b""  # its lines before ``data:`` (e.g. ``event: response.completed``)
         self.done = False
         self._buf = b""
         self._sent: list[bytes] = []
@@ -46,12 +47,13 @@ class SseMeter:
         for ev in events:
             if not ev:
                 continue
-            if ev.startswith(b"data:"):
-                payload = ev[5:].strip()
+            prefix, payload = _split_event(ev)
+            if payload is not None:
                 if payload == b"[DONE]":
                     self.done = True
                     continue
                 if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
+                    self.usage_event_prefix = prefix
                     continue
             out.append(ev + b"\n\n")
         self._sent.extend(out)
@@ -79,12 +81,23 @@ class SseMeter:
         n = 0
         for block in self._sent:
             for ev in block.split(b"\n\n"):
-                if not ev.startswith(b"data:"):
+                _, payload = _split_event(ev)
+                if payload is None:
                     continue
                 try:
-                    obj = orjson.loads(ev[5:].strip())
+                    obj = orjson.loads(payload)
                 except orjson.JSONDecodeError:
                     continue
                 if isinstance(obj, dict):
                     n += self.adapter.event_text_bytes(obj)
         return n
+
+
+def _split_event(ev: bytes) -> tuple[bytes, bytes | None]:
+    """An SSE event's lines before its ``data:`` line, and the data (None for events without)."""
+    if ev.startswith(b"data:"):
+        return b"", ev[5:].strip()
+    i = ev.find(b"\ndata:")
+    if i < 0:
+        return ev, None
+    return ev[: i + 1], ev[i + 6 :].strip()

@@ -11,6 +11,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from routstr.core.money import MSAT_PER_BTC, MSAT_PER_SAT, ceil_div
+from routstr.core.usage import Usage
 
 MTOK = 1_000_000
 
@@ -24,6 +25,8 @@ class ModelPrice:
     request_msat: int = 0
     max_output_tokens: int | None = None
     context_length: int | None = None
+    cached_prompt_msat_per_mtok: int | None = None  # prompt tokens read from a cache (None: as prompt)
+    cache_write_msat_per_mtok: int | None = None  # prompt tokens written to a cache (None: as prompt)
 
     def cost_msat(self, prompt_tokens: int, completion_tokens: int) -> int:
         variable = (
@@ -31,20 +34,36 @@ class ModelPrice:
         )
         return ceil_div(variable, MTOK) + self.request_msat
 
+    def usage_cost_msat(self, u: Usage) -> int:
+        """What a request cost, cache reads and writes priced apart when the operator set prices."""
+        cached = u.cached_tokens if self.cached_prompt_msat_per_mtok is not None else 0
+        written = u.cache_write_tokens if self.cache_write_msat_per_mtok is not None else 0
+        plain = max(u.prompt_tokens - cached - written, 0)
+        variable = (
+            plain * self.prompt_msat_per_mtok
+            + cached * (self.cached_prompt_msat_per_mtok or 0)
+            + written * (self.cache_write_msat_per_mtok or 0)
+            + u.completion_tokens * self.completion_msat_per_mtok
+        )
+        return ceil_div(variable, MTOK) + self.request_msat
+
     def max_cost_msat(self, prompt_bound_tokens: int, max_output_tokens: int) -> int:
-        """The most a request can cost: the reservation taken before it is forwarded."""
-        return self.cost_msat(prompt_bound_tokens, max_output_tokens)
+        """The most a request can cost: the reservation taken before it is forwarded (a prompt
+        token is counted at the dearest input price, which for cache writes may exceed the plain one)."""
+        dearest = max(self.prompt_msat_per_mtok, self.cache_write_msat_per_mtok or 0)
+        variable = prompt_bound_tokens * dearest + max_output_tokens * self.completion_msat_per_mtok
+        return ceil_div(variable, MTOK) + self.request_msat
 
     def affordable_output_tokens(self, budget_msat: int, prompt_bound_tokens: int) -> int:
-        """How many output tokens ``budget_msat`` pays for after the prompt (0 if not even that)."""
-        left = budget_msat - self.cost_msat(prompt_bound_tokens, 0)
+        """How many output tokens ``budget_msat`` reserves after the prompt (0 if not even that)."""
+        left = budget_msat - self.max_cost_msat(prompt_bound_tokens, 0)
         if left <= 0:
             return 0
         if self.completion_msat_per_mtok == 0:
             return 2**31
-        # cost_msat rounds up, so step down until it fits
+        # costs round up, so step down until it fits
         n = (left * MTOK) // self.completion_msat_per_mtok
-        while n > 0 and self.cost_msat(prompt_bound_tokens, n) > budget_msat:
+        while n > 0 and self.max_cost_msat(prompt_bound_tokens, n) > budget_msat:
             n -= 1
         return n
 
@@ -59,6 +78,8 @@ class PriceSpec:
     currency: str = "sat"  # "sat" or "usd"
     max_output_tokens: int | None = None
     context_length: int | None = None
+    cached_prompt: Decimal | None = None
+    cache_write: Decimal | None = None
 
     def resolve(self, btc_usd: Decimal | None) -> ModelPrice:
         if self.currency == "sat":
@@ -73,6 +94,10 @@ class PriceSpec:
             request_msat=_ceil(self.request * per),
             max_output_tokens=self.max_output_tokens,
             context_length=self.context_length,
+            cached_prompt_msat_per_mtok=None
+            if self.cached_prompt is None
+            else _ceil(self.cached_prompt * per),
+            cache_write_msat_per_mtok=None if self.cache_write is None else _ceil(self.cache_write * per),
         )
 
 
@@ -103,8 +128,20 @@ class PriceBook:
         return cls(default=default, models=models)
 
 
-_SAT_KEYS = ("prompt_sats_per_mtok", "completion_sats_per_mtok", "request_sats")
-_USD_KEYS = ("prompt_usd_per_mtok", "completion_usd_per_mtok", "request_usd")
+_SAT_KEYS = (
+    "prompt_sats_per_mtok",
+    "completion_sats_per_mtok",
+    "request_sats",
+    "cached_prompt_sats_per_mtok",
+    "cache_write_sats_per_mtok",
+)
+_USD_KEYS = (
+    "prompt_usd_per_mtok",
+    "completion_usd_per_mtok",
+    "request_usd",
+    "cached_prompt_usd_per_mtok",
+    "cache_write_usd_per_mtok",
+)
 
 
 def parse_spec(entry: dict[str, Any], where: str) -> PriceSpec:
@@ -121,22 +158,28 @@ def parse_spec(entry: dict[str, Any], where: str) -> PriceSpec:
     unknown = set(entry) - set(_SAT_KEYS) - set(_USD_KEYS) - {"max_output_tokens", "context_length"}
     if unknown:
         raise ValueError(f"pricing {where}: unknown field(s) {', '.join(sorted(unknown))}")
-    values = []
+    values: list[Decimal | None] = []
     for k in keys:
+        if k not in entry:
+            values.append(None)
+            continue
         try:
-            v = Decimal(str(entry.get(k, 0)))
+            v = Decimal(str(entry[k]))
         except ArithmeticError:
             raise ValueError(f"pricing {where}.{k}: not a number") from None
         if v < 0 or not v.is_finite():
             raise ValueError(f"pricing {where}.{k}: must be a non-negative number")
         values.append(v)
+    zero = Decimal(0)
     return PriceSpec(
-        prompt=values[0],
-        completion=values[1],
-        request=values[2],
+        prompt=values[0] or zero,
+        completion=values[1] or zero,
+        request=values[2] or zero,
         currency="sat" if has_sat else "usd",
         max_output_tokens=_opt_int(entry, "max_output_tokens", where),
         context_length=_opt_int(entry, "context_length", where),
+        cached_prompt=values[3],
+        cache_write=values[4],
     )
 
 

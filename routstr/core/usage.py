@@ -16,9 +16,19 @@ BYTES_PER_TOKEN_ESTIMATE = 4
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one request, whatever the dialect it was reported in (see ``usage_dialects``).
+
+    ``prompt_tokens`` counts every input token, including those read from or written to a prompt
+    cache (which ``cached_tokens`` and ``cache_write_tokens`` break out, to be priced apart);
+    ``completion_tokens`` counts every output token, reasoning included.
+    """
+
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 def estimate_tokens(text_bytes: int) -> int:

@@ -1,0 +1,73 @@
+"""Small pieces the endpoint adapters share: request checks and the cost object users see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr.core.errors import InvalidRequest
+
+
+def cost_object(cost_msat: int) -> dict[str, Any]:
+    """``usage.cost``: what the request cost, in msat and in sats."""
+    return {"msats": cost_msat, "sats": cost_msat / 1000}
+
+
+def put_cost(usage_holder: dict[str, Any], cost_msat: int) -> None:
+    """Add ``cost`` to the ``usage`` object of ``usage_holder`` (creating it if the upstream sent none)."""
+    usage = usage_holder.get("usage")
+    if isinstance(usage, dict):
+        usage["cost"] = cost_object(cost_msat)
+    else:
+        usage_holder["usage"] = {"cost": cost_object(cost_msat)}
+
+
+def text_bytes(content: Any) -> int:
+    """UTF-8 bytes of the text in a content value: a string, or a list of parts with ``text``."""
+    if isinstance(content, str):
+        return len(content.encode())
+    if isinstance(content, list):
+        n = 0
+        for part in content:
+            if isinstance(part, str):
+                n += len(part.encode())
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                n += len(part["text"].encode())
+        return n
+    return 0
+
+
+def positive_int(body: dict[str, Any], name: str) -> int | None:
+    v = body.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise InvalidRequest(f"'{name}' must be a positive integer", details={"param": name})
+    return v
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", details={"param": "model"})
+    return model
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", details={"param": "stream"})
+    return stream
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    """Ask an OpenAI-style stream for its final usage chunk; True if the body changed."""
+    opts = body.get("stream_options")
+    if isinstance(opts, dict) and opts.get("include_usage") is True:
+        return False
+    body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    return True
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))

@@ -1,0 +1,42 @@
+"""What OpenAI's chat and legacy completions share: usage dialect, the final usage chunk, costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr.billing.adapters.common import include_usage, put_cost
+from routstr.core.usage import Usage
+from routstr.core.usage_dialects import openai_chat
+
+
+class OpenAIStyle:
+    """Streams end with a ``choices: []`` chunk holding ``usage`` (when asked), then ``[DONE]``."""
+
+    upstream_path = ""
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        body["max_tokens"] = tokens
+
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
+        return include_usage(body)
+
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        return openai_chat(response.get("usage"))
+
+    def may_carry_usage(self, data: bytes) -> bool:
+        return b'"usage":{' in data or b'"usage": {' in data
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        return not event.get("choices") and event.get("usage") is not None
+
+    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+        put_cost(obj, cost_msat)
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        return sum(self._choice_text_bytes(ch) for ch in event.get("choices") or () if isinstance(ch, dict))
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        return self.event_text_bytes(response)
+
+    def _choice_text_bytes(self, choice: dict[str, Any]) -> int:
+        raise NotImplementedError

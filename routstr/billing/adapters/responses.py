@@ -1,0 +1,84 @@
+"""OpenAI Responses API: ``POST /v1/responses``.
+
+Usage comes in the response object, or in the stream's ``response.completed`` event (which also
+carries the whole answer): that event is held back, settled, and sent last with the cost in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr.billing.adapter import RequestFacts
+from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag, text_bytes
+from routstr.core.errors import InvalidRequest
+from routstr.core.usage import Usage
+from routstr.core.usage_dialects import openai_responses
+
+COMPLETED = "response.completed"
+
+
+def _input_text_bytes(given: Any) -> int:
+    if isinstance(given, str):
+        return len(given.encode())
+    n = 0
+    for item in given if isinstance(given, list) else ():
+        if isinstance(item, dict):
+            n += text_bytes(item.get("content"))
+            if isinstance(item.get("output"), str):  # function call outputs
+                n += len(item["output"].encode())
+    return n
+
+
+class Responses:
+    upstream_path = "/responses"
+
+    def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
+        model = require_model(body)
+        given = body.get("input")
+        if not isinstance(given, str | list) or not given:
+            raise InvalidRequest("'input' must be a string or a non-empty array", details={"param": "input"})
+        instructions = body.get("instructions")
+        text = _input_text_bytes(given) + (len(instructions.encode()) if isinstance(instructions, str) else 0)
+        return RequestFacts(
+            model=model,
+            stream=stream_flag(body),
+            prompt_bound_tokens=raw_len,
+            prompt_text_bytes=text,
+            requested_max_output=positive_int(body, "max_output_tokens"),
+            wants_stream_usage=True,  # response.completed is part of every Responses stream
+        )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        body["max_output_tokens"] = tokens
+
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
+        return False  # usage always arrives in response.completed
+
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        if response.get("type") == COMPLETED:
+            inner = response.get("response")
+            return openai_responses(inner.get("usage")) if isinstance(inner, dict) else None
+        return openai_responses(response.get("usage"))
+
+    def may_carry_usage(self, data: bytes) -> bool:
+        return COMPLETED.encode() in data
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        return event.get("type") == COMPLETED
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        if event.get("type") == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            return len(event["delta"].encode())
+        return 0
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        n = 0
+        for item in response.get("output") or ():
+            if isinstance(item, dict):
+                n += text_bytes(item.get("content"))
+        return n
+
+    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+        inner = obj.get("response") if obj.get("type") == COMPLETED else obj
+        if isinstance(inner, dict):
+            put_cost(inner, cost_msat)
