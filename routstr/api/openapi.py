@@ -73,6 +73,26 @@ _BALANCE = {
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
+def _llm(summary: str, required: list[str]) -> dict[str, Any]:
+    """A billed endpoint whose body is the provider's own (passed through, priced from usage)."""
+    body = {"type": "object", "required": required, "additionalProperties": True}
+    return {
+        "post": {
+            "tags": ["LLM"],
+            "summary": summary,
+            "security": _SECURED,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": {
+                    "description": "The provider's answer; `usage.cost` holds the charge",
+                    "content": {"application/json": {}, "text/event-stream": {}},
+                },
+                **_errors(400, 401, 402, 404, 413, 429, 502, 503),
+            },
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     chat_body = {
         "required": True,
@@ -109,6 +129,13 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/completions": _llm(
+            "Legacy text completion (OpenAI-compatible), streamed or not", ["model", "prompt"]
+        ),
+        "/v1/embeddings": _llm("Embeddings (OpenAI-compatible), billed on input tokens", ["model", "input"]),
+        "/v1/responses": _llm(
+            "OpenAI Responses API, streamed or not; usage.cost in response.completed", ["model", "input"]
+        ),
         "/v1/models": {
             "get": {
                 "tags": ["LLM"],
