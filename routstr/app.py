@@ -18,6 +18,7 @@ from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.config import Settings
+from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
@@ -52,7 +53,14 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
     mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
     redeemer = Redeemer(db, mints, secret)
     auth = Authenticator(db, mints, redeemer, secret)
-    catalogue = Catalogue(settings.prices, settings.btc_usd_price, settings.default_max_output_tokens)
+    rates = BtcUsdFeed(
+        settings.btc_usd_sources,
+        session,
+        refresh_s=settings.btc_usd_refresh_s,
+        max_age_s=settings.btc_usd_max_age_s,
+        pinned=settings.btc_usd_price,
+    )
+    catalogue = Catalogue(settings.prices, rates.rate, settings.default_max_output_tokens)
     upstream = Upstream(
         settings.upstream_base_url,
         settings.upstream_api_key,
@@ -61,7 +69,15 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         settings.upstream_read_timeout_s,
     )
     pipeline = Pipeline(db, auth, catalogue, upstream, settings.max_body_bytes, settings.reservation_ttl_s)
-    return Node(settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline)
+    return Node(
+        settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline, rates
+    )
+
+
+def needs_live_rate(settings: Settings) -> bool:
+    """Fetch BTC/USD only if some price is in USD and no rate is pinned (offline nodes stay offline)."""
+    specs = [settings.prices.default, *settings.prices.models.values()]
+    return settings.btc_usd_price is None and any(s.currency == "usd" for s in specs)
 
 
 async def _guarded(job: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -108,7 +124,9 @@ def create_app(settings: Settings) -> web.Application:
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
             asyncio.create_task(node.catalogue.refresh_forever(node.upstream)),
         ]
-        yield
+        rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
+        async with rates:
+            yield
         for t in tasks:
             t.cancel()
         for t in tasks:

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from routstr.core.pricing import PriceBook
+from routstr.rates.sources import DEFAULT_SOURCES, Source, sources_from_env
 
 
 class ConfigError(Exception):
@@ -39,7 +40,10 @@ class Settings:
     http_url: str = ""
     onion_url: str = ""
     cors_origins: tuple[str, ...] = ("*",)
-    btc_usd_price: Decimal | None = None
+    btc_usd_price: Decimal | None = None  # pins the rate; otherwise it is fetched live
+    btc_usd_sources: tuple[Source, ...] = DEFAULT_SOURCES
+    btc_usd_refresh_s: int = 60
+    btc_usd_max_age_s: int = 600  # older than this, USD-priced models answer 503
     pricing_file: str = ""
     prices: PriceBook = field(default_factory=PriceBook)
     secret_key: str = ""
@@ -150,10 +154,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 
     pricing_file = env.get("PRICING_FILE", "")
     prices = load_price_book(pricing_file) if pricing_file else PriceBook()
-    if btc is None and any(s.currency == "usd" for s in [prices.default, *prices.models.values()]):
-        raise ConfigError(
-            "the pricing file has USD prices but BTC_USD_PRICE is not set; set the BTC/USD rate"
-        )
+    try:
+        sources = sources_from_env(env.get("BTC_USD_SOURCES"))
+    except ValueError as e:
+        raise ConfigError(f"BTC_USD_SOURCES: {e}") from None
+    refresh_s = _int(env, "BTC_USD_REFRESH_SECONDS", 60, minimum=1)
+    max_age_s = _int(env, "BTC_USD_MAX_AGE_SECONDS", 600, minimum=2)
+    if max_age_s <= refresh_s:
+        raise ConfigError("BTC_USD_MAX_AGE_SECONDS must be longer than BTC_USD_REFRESH_SECONDS")
 
     port = _int(env, "PORT", 8000, minimum=1)
     if port > 65535:
@@ -176,6 +184,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         onion_url=env.get("ONION_URL", ""),
         cors_origins=_list(env.get("CORS_ORIGINS")) or ("*",),
         btc_usd_price=btc,
+        btc_usd_sources=sources,
+        btc_usd_refresh_s=refresh_s,
+        btc_usd_max_age_s=max_age_s,
         pricing_file=pricing_file,
         prices=prices,
         secret_key=env.get("SECRET_KEY", ""),

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from routstr import __version__
 from routstr.api.state import NODE, Node
+from routstr.core.errors import ServiceUnavailable
 from routstr.core.money import MSAT_PER_BTC
 from routstr.core.pricing import MTOK, ModelPrice
 
@@ -50,7 +51,7 @@ def _usd_per_request(msat: int, btc_usd: Decimal | None) -> str:
 def model_entry(node: Node, model_id: str) -> dict[str, Any]:
     price: ModelPrice = node.catalogue.price(model_id)
     um = node.catalogue.models.get(model_id)
-    btc = node.catalogue.btc_usd
+    btc = node.catalogue.btc_usd_now()
     max_out = node.catalogue.max_output(price)
     ctx = price.context_length
     max_prompt = ctx or max_out
@@ -91,10 +92,15 @@ def model_entry(node: Node, model_id: str) -> dict[str, Any]:
 
 
 async def models(request: web.Request) -> web.Response:
+    """Models on offer; a USD-priced one is left out while the BTC/USD rate is stale (no price to show)."""
     node = request.app[NODE]
-    return json_response(
-        {"object": "list", "data": [model_entry(node, m) for m in node.catalogue.listed_ids()]}
-    )
+    data = []
+    for m in node.catalogue.listed_ids():
+        try:
+            data.append(model_entry(node, m))
+        except ServiceUnavailable:
+            continue
+    return json_response({"object": "list", "data": data})
 
 
 def add_routes(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.config import Settings
+from routstr.rates.feed import BtcUsdFeed
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
@@ -28,6 +29,7 @@ class Node:
     catalogue: Catalogue
     upstream: Upstream
     pipeline: Pipeline
+    rates: BtcUsdFeed
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from routstr.core.errors import ServiceUnavailable
 from routstr.core.pricing import ModelPrice, PriceBook
+from routstr.rates.feed import StaleRate
 from routstr.upstream.client import Upstream
 
 log = logging.getLogger(__name__)
@@ -28,29 +31,39 @@ class UpstreamModel:
 
 
 class Catalogue:
-    def __init__(self, prices: PriceBook, btc_usd: Decimal | None, default_max_output: int) -> None:
+    def __init__(self, prices: PriceBook, btc_usd: Callable[[], Decimal], default_max_output: int) -> None:
+        """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``."""
         self.prices = prices
         self.btc_usd = btc_usd
         self.default_max_output = default_max_output
         self.models: dict[str, UpstreamModel] = {}
-        self._resolved: dict[str, ModelPrice] = {}
+        self._resolved: dict[str, tuple[Decimal | None, ModelPrice]] = {}  # model -> (rate, price)
 
     def price(self, model: str) -> ModelPrice:
-        p = self._resolved.get(model)
-        if p is None:
-            spec = self.prices.spec_for(model)
-            p = spec.resolve(self.btc_usd)
-            um = self.models.get(model)
-            if p.context_length is None and um is not None and um.context_length:
-                p = ModelPrice(
-                    p.prompt_msat_per_mtok,
-                    p.completion_msat_per_mtok,
-                    p.request_msat,
-                    p.max_output_tokens,
-                    um.context_length,
-                )
-            self._resolved[model] = p
+        """The model's price now; a USD price with no fresh BTC/USD rate is a 503, never a guess."""
+        spec = self.prices.spec_for(model)
+        rate: Decimal | None = None
+        if spec.currency == "usd":
+            try:
+                rate = self.btc_usd()
+            except StaleRate as e:
+                raise ServiceUnavailable(str(e), code="btc_usd_rate_stale") from None
+        cached = self._resolved.get(model)
+        if cached is not None and cached[0] == rate:
+            return cached[1]
+        p = spec.resolve(rate)
+        um = self.models.get(model)
+        if p.context_length is None and um is not None and um.context_length:
+            p = replace(p, context_length=um.context_length)
+        self._resolved[model] = (rate, p)
         return p
+
+    def btc_usd_now(self) -> Decimal | None:
+        """The rate, or None while it is stale (for listings, which must not fail)."""
+        try:
+            return self.btc_usd()
+        except StaleRate:
+            return None
 
     def max_output(self, price: ModelPrice) -> int:
         """The output tokens reserved for a request that set no limit.

@@ -49,12 +49,24 @@ def test_bad_configuration_says_what_to_fix(env: dict[str, str], fragment: str):
     assert fragment in str(e.value)
 
 
-def test_usd_prices_need_a_btc_rate(tmp_path: Path):
+def test_usd_prices_use_a_live_rate_unless_one_is_pinned(tmp_path: Path):
+    from routstr.app import needs_live_rate
+
     p = tmp_path / "p.toml"
     p.write_text('[models."m"]\nprompt_usd_per_mtok = 1\n')
-    with pytest.raises(ConfigError, match="BTC_USD_PRICE is not set"):
-        load_settings({**BASE, "PRICING_FILE": str(p)}, env_file=None)
-    assert load_settings({**BASE, "PRICING_FILE": str(p), "BTC_USD_PRICE": "90000"}, env_file=None)
+    live = load_settings(
+        {**BASE, "PRICING_FILE": str(p), "BTC_USD_SOURCES": "kraken,bitstamp"}, env_file=None
+    )
+    assert needs_live_rate(live) and [s.name for s in live.btc_usd_sources] == ["kraken", "bitstamp"]
+    pinned = load_settings({**BASE, "PRICING_FILE": str(p), "BTC_USD_PRICE": "90000"}, env_file=None)
+    assert not needs_live_rate(pinned)
+    assert not needs_live_rate(load_settings(BASE, env_file=None))  # sat prices only: never fetches
+    with pytest.raises(ConfigError, match="BTC_USD_SOURCES"):
+        load_settings({**BASE, "BTC_USD_SOURCES": "nosuchexchange"}, env_file=None)
+    with pytest.raises(ConfigError, match="BTC_USD_MAX_AGE_SECONDS"):
+        load_settings(
+            {**BASE, "BTC_USD_MAX_AGE_SECONDS": "30", "BTC_USD_REFRESH_SECONDS": "60"}, env_file=None
+        )
 
 
 def test_serve_with_bad_config_exits_with_one_line(tmp_path: Path):
