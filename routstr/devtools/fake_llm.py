@@ -54,6 +54,12 @@ DEFAULT_MODELS: tuple[FakeModel, ...] = (
     FakeModel("gpt-4o-mini", 128_000, "openai"),
     FakeModel("gpt-4o", 128_000, "openai"),
     FakeModel("llama-3.1-8b", 131_072, "meta"),
+    FakeModel("gpt-3.5-turbo-instruct", 4_096, "openai"),  # /v1/completions (any model works there)
+    FakeModel("text-embedding-3-small", 8_191, "openai"),  # /v1/embeddings
+    FakeModel("claude-haiku-4-5", 200_000, "anthropic"),  # /v1/messages (any model works there)
+    FakeModel("claude-sonnet-4-6", 200_000, "anthropic"),
+    FakeModel("dall-e-3", 4_000, "openai"),  # /v1/images/generations
+    FakeModel("whisper-1", 0, "openai"),  # /v1/audio/transcriptions
 )
 
 # Behaviours chosen by model name (the node forwards the body unchanged) or by a "fake_behavior" field.
@@ -198,19 +204,28 @@ def max_output_tokens(body: dict[str, Any]) -> int | None:
 _SPACES = re.compile(r"\s+")
 
 
-def reply_for(body: dict[str, Any]) -> tuple[str, str]:
-    """(reply text, finish_reason) for a validated request: an echo of the last user message."""
-    last = ""
-    for m in reversed(body.get("messages") or ()):
+def last_user_text(messages: Any) -> str:
+    """Text of the last ``role: user`` message of a chat-like list ("" if there is none)."""
+    items: list[Any] = messages if isinstance(messages, list) else []
+    for m in reversed(items):
         if isinstance(m, dict) and m.get("role") == "user":
-            last = content_text(m.get("content"))[0]
-            break
+            return content_text(m.get("content"))[0]
+    return ""
+
+
+def echo_reply(last: str, limit: int | None) -> tuple[str, bool]:
+    """(reply, truncated): the one reply rule of every route, cut to ``limit`` tokens (limit * 4 bytes)."""
     last = _SPACES.sub(" ", last).strip()[:MAX_ECHO_CHARS]
     text = ECHO_PREFIX + last if last else EMPTY_REPLY
-    limit = max_output_tokens(body)
     if limit is not None and count_tokens(text) > limit:
-        return text.encode("utf-8")[: limit * 4].decode("utf-8", errors="ignore"), "length"
-    return text, "stop"
+        return text.encode("utf-8")[: limit * 4].decode("utf-8", errors="ignore"), True
+    return text, False
+
+
+def reply_for(body: dict[str, Any]) -> tuple[str, str]:
+    """(reply text, finish_reason) for a validated chat request: an echo of the last user message."""
+    text, cut = echo_reply(last_user_text(body.get("messages")), max_output_tokens(body))
+    return text, "length" if cut else "stop"
 
 
 def make_usage(prompt: int, completion: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from routstr.devtools.fake_llm import (
+    DEFAULT_MODELS,
     FAILURE_MODELS,
     count_tokens,
     expected_usage,
@@ -91,7 +92,7 @@ async def test_failure_models_can_be_hidden() -> None:
     runner, url = await start_fake_upstream(include_failure_models=False)
     try:
         ids = [m.id for m in (await client(Upstream(url, runner.app[STATE])).models.list()).data]
-        assert ids == ["gpt-4o-mini", "gpt-4o", "llama-3.1-8b"]
+        assert ids == [m.id for m in DEFAULT_MODELS] and ids[:3] == ["gpt-4o-mini", "gpt-4o", "llama-3.1-8b"]
     finally:
         await runner.cleanup()
 
@@ -297,7 +298,7 @@ async def test_stats_health_and_reset(upstream: Upstream) -> None:
         assert stats["last_body"]["messages"] == MESSAGES
         async with s.post(f"{root}/_fake/reset") as r:
             assert r.status == 200
-        async with s.get(f"{upstream.url}/embeddings") as r:
+        async with s.get(f"{upstream.url}/nope") as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_url"
     assert upstream.state.requests_total == 1  # only the unknown URL since the reset
 

@@ -1,7 +1,8 @@
 """OpenAI Responses API: ``POST /v1/responses``.
 
-Usage comes in the response object, or in the stream's ``response.completed`` event (which also
-carries the whole answer): that event is held back, settled, and sent last with the cost in it.
+Usage comes in the response object, or in the stream's final event (``response.completed``, or
+``response.incomplete`` when the output limit cut it, or ``response.failed``), which also carries
+the whole answer: that event is held back, settled, and sent last with the cost in it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 from routstr.core.usage_dialects import openai_responses
 
-COMPLETED = "response.completed"
+FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 def _input_text_bytes(given: Any) -> int:
@@ -55,16 +56,20 @@ class Responses:
         return False  # usage always arrives in response.completed
 
     def usage(self, response: dict[str, Any]) -> Usage | None:
-        if response.get("type") == COMPLETED:
+        if response.get("type") in FINAL_EVENTS:
             inner = response.get("response")
             return openai_responses(inner.get("usage")) if isinstance(inner, dict) else None
         return openai_responses(response.get("usage"))
 
     def may_carry_usage(self, data: bytes) -> bool:
-        return COMPLETED.encode() in data
+        return (
+            b'"response.completed"' in data
+            or b'"response.incomplete"' in data
+            or b'"response.failed"' in data
+        )
 
     def is_usage_only_event(self, event: dict[str, Any]) -> bool:
-        return event.get("type") == COMPLETED
+        return event.get("type") in FINAL_EVENTS
 
     def event_text_bytes(self, event: dict[str, Any]) -> int:
         if event.get("type") == "response.output_text.delta" and isinstance(event.get("delta"), str):
@@ -79,6 +84,6 @@ class Responses:
         return n
 
     def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        inner = obj.get("response") if obj.get("type") == COMPLETED else obj
+        inner = obj.get("response") if obj.get("type") in FINAL_EVENTS else obj
         if isinstance(inner, dict):
             put_cost(inner, cost_msat)

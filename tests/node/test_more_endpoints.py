@@ -1,0 +1,102 @@
+"""Legacy completions, embeddings and the Responses API: the same pipeline, each billed from its usage."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from openai import AsyncOpenAI
+
+from routstr.api.state import NODE
+from routstr.core.usage import Usage
+from routstr.devtools.fake_llm_openai import (
+    expected_completion_usage,
+    expected_embedding_usage,
+    expected_responses_usage,
+)
+from routstr.devtools.test_wallet import TestWallet
+from tests.conftest import NodeHandle
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def price_of(node: NodeHandle, model: str, prompt: int, completion: int) -> int:
+    return node.app[NODE].catalogue.price(model).usage_cost_msat(Usage(prompt, completion))
+
+
+async def client_for(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, sats: int
+) -> tuple[AsyncOpenAI, int]:
+    token = await wallet.asend(mint_url, sats)
+    return AsyncOpenAI(base_url=node.v1, api_key=token, max_retries=0), await node.app[NODE].auth.key_id(
+        token
+    )
+
+
+async def test_legacy_completions(node: NodeHandle, wallet: TestWallet, mint_url: str):
+    client, key_id = await client_for(node, wallet, mint_url, 30)
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say something short", "max_tokens": 12}
+    r = await client.completions.create(**body)
+    u = expected_completion_usage(body)
+    cost = price_of(node, body["model"], u["prompt_tokens"], u["completion_tokens"])
+    assert r.choices[0].text and r.usage is not None
+    assert r.usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
+    stream = await client.completions.create(**body, stream=True, stream_options={"include_usage": True})
+    chunks = [c async for c in stream]
+    assert chunks[-1].usage is not None and chunks[-1].usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 30_000 - 2 * cost
+
+
+async def test_embeddings_are_billed_on_input_only(node: NodeHandle, wallet: TestWallet, mint_url: str):
+    client, key_id = await client_for(node, wallet, mint_url, 10)
+    body = {"model": "text-embedding-3-small", "input": ["first text to embed", "and a second one"]}
+    r = await client.embeddings.create(**body)
+    assert len(r.data) == 2 and len(r.data[0].embedding) > 0
+    u = expected_embedding_usage(body)
+    cost = price_of(node, body["model"], u["prompt_tokens"], 0)
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 10_000 - cost
+    charge = (await node.ledger_sums(key_id))["charge"]
+    assert charge == cost
+
+
+async def test_responses_api_streamed_and_not(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    client, key_id = await client_for(node, wallet, mint_url, 40)
+    body = {
+        "model": "gpt-4o-mini",
+        "input": "Tell me about sats",
+        "instructions": "Be brief",
+        "max_output_tokens": 32,
+    }
+    r = await client.responses.create(**body)
+    u = expected_responses_usage(body)
+    cost = price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
+    assert r.output_text and r.usage is not None
+    assert r.usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
+
+    final = None
+    async with client.responses.stream(**body) as stream:
+        async for event in stream:
+            if event.type == "response.completed":
+                final = event.response
+    assert final is not None and final.usage is not None
+    assert final.usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 40_000 - 2 * cost
+
+
+async def test_responses_cut_by_the_output_limit_is_still_billed_from_usage(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    client, key_id = await client_for(node, wallet, mint_url, 20)
+    body = {"model": "gpt-4o-mini", "input": "a long question " * 20, "max_output_tokens": 16, "stream": True}
+    async with http.post(
+        node.v1 + "/responses", json=body, headers={"Authorization": f"Bearer {client.api_key}"}
+    ) as r:
+        raw = await r.read()
+    assert b"event: response.incomplete" in raw and b'"cost"' in raw
+    u = expected_responses_usage(body)
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 20_000 - price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
