@@ -6,19 +6,26 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from routstr.api.info import json_response
 from routstr.api.middleware import LEDGER_REF, REQUEST_ID
 from routstr.api.state import NODE
 from routstr.billing.adapter import EndpointAdapter
 from routstr.billing.adapters.chat import ChatCompletions
 from routstr.billing.adapters.completions import Completions
 from routstr.billing.adapters.embeddings import Embeddings
+from routstr.billing.adapters.messages import AnthropicMessages
 from routstr.billing.adapters.responses import Responses
+from routstr.billing.body import read_json_body
+from routstr.core.usage import estimate_tokens
 
 ROUTES: dict[str, EndpointAdapter] = {
     "/v1/chat/completions": ChatCompletions(),
     "/v1/completions": Completions(),
     "/v1/embeddings": Embeddings(),
     "/v1/responses": Responses(),
+    "/v1/messages": (_MESSAGES := AnthropicMessages()),
+    # Claude Code appends /v1/messages to ANTHROPIC_BASE_URL, which users set to <node>/v1
+    "/v1/v1/messages": _MESSAGES,
 }
 
 
@@ -31,6 +38,18 @@ def _handler(adapter: EndpointAdapter) -> Callable[[web.Request], Awaitable[web.
     return handle
 
 
+async def count_tokens(request: web.Request) -> web.Response:
+    """Anthropic's token counter, answered by the node (the upstream may have none): the documented
+    estimate of the request's text, free of charge."""
+    node = request.app[NODE]
+    await node.auth.key_id(node.auth.require_bearer(request.headers))
+    raw, body = await read_json_body(request, node.settings.max_body_bytes)
+    facts = _MESSAGES.inspect({"max_tokens": 1, **body}, len(raw))
+    return json_response({"input_tokens": estimate_tokens(facts.prompt_text_bytes)})
+
+
 def add_routes(app: web.Application) -> None:
     for path, adapter in ROUTES.items():
         app.router.add_post(path, _handler(adapter))
+    for prefix in ("/v1", "/v1/v1"):
+        app.router.add_post(prefix + "/messages/count_tokens", count_tokens)

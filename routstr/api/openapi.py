@@ -136,6 +136,10 @@ def openapi_document() -> dict[str, Any]:
         "/v1/responses": _llm(
             "OpenAI Responses API, streamed or not; usage.cost in response.completed", ["model", "input"]
         ),
+        "/v1/messages": _llm(
+            "Anthropic Messages, translated for OpenAI-type upstreams; streamed or not",
+            ["model", "max_tokens", "messages"],
+        ),
         "/v1/models": {
             "get": {
                 "tags": ["LLM"],

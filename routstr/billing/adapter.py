@@ -62,3 +62,38 @@ class EndpointAdapter(Protocol):
     def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
         """Put the cost where the user sees it (``usage.cost``)."""
         ...
+
+    def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The request in the upstream's dialect (the same dict when no translation is needed)."""
+        ...
+
+    def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+        """A complete answer in the client's dialect."""
+        ...
+
+    def stream_translator(self, model: str) -> StreamTranslator | None:
+        """None when the upstream's events go to the client as they are."""
+        ...
+
+
+class StreamTranslator(Protocol):
+    def feed(self, events: bytes) -> bytes:
+        """Upstream events (whole ones) in, client events out."""
+        ...
+
+    def finish(self, usage: Usage | None, cost: dict[str, Any]) -> bytes:
+        """The client's closing events, carrying the usage and the cost."""
+        ...
+
+
+class PassThrough:
+    """The translation hooks of an adapter whose client and upstream speak the same dialect."""
+
+    def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+        return obj
+
+    def stream_translator(self, model: str) -> StreamTranslator | None:
+        return None

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
+from routstr.billing.adapters.common import cost_object
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_json_body
 from routstr.billing.stream import DONE, SseMeter
@@ -91,9 +92,10 @@ class Pipeline:
     async def _forward(
         self, request: web.Request, adapter: EndpointAdapter, body: dict[str, Any], held: Held
     ) -> web.StreamResponse:
+        upstream_body = adapter.to_upstream(body)
         if held.facts.stream:
-            adapter.prepare_stream(body)
-        resp = await self.upstream.post(adapter.upstream_path, body, request.headers)
+            adapter.prepare_stream(upstream_body)
+        resp = await self.upstream.post(adapter.upstream_path, upstream_body, request.headers)
         try:
             if resp.status >= 400:
                 raw_err = await resp.read()
@@ -197,6 +199,7 @@ class Pipeline:
         usage = adapter.usage(obj) or self._estimate(held, adapter.delivered_bytes(obj))
         cost = self._cost(held, usage)
         await self._settle(held, usage, cost)
+        obj = adapter.from_upstream(obj, usage)
         adapter.attach_cost(obj, cost)
         return web.Response(
             body=orjson.dumps(obj),
@@ -215,11 +218,14 @@ class Pipeline:
             }
         )
         meter = SseMeter(adapter)
+        translator = adapter.stream_translator(held.facts.model)
         client_gone = False
         try:
             await out.prepare(request)
             async for chunk in resp.content.iter_any():
                 data = meter.feed(chunk)
+                if translator is not None and data:
+                    data = translator.feed(data)
                 if data:
                     await out.write(data)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -233,10 +239,12 @@ class Pipeline:
         if client_gone:
             return out
         tail = b""
-        if meter.usage_event is not None and held.facts.wants_stream_usage:
+        if translator is not None:
+            tail = translator.finish(meter.usage, cost_object(cost))
+        elif meter.usage_event is not None and held.facts.wants_stream_usage:
             adapter.attach_cost(meter.usage_event, cost)
             tail = meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
-        if meter.done:
+        if meter.done and translator is None:
             tail += DONE
         try:
             await out.write_eof(tail)  # the usage (with its cost), [DONE] and the end in one write

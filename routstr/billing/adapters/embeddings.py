@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from routstr.billing.adapter import RequestFacts
+from routstr.billing.adapter import PassThrough, RequestFacts
 from routstr.billing.adapters.common import put_cost, require_model, text_bytes
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 from routstr.core.usage_dialects import openai_chat
 
 
-class Embeddings:
+class Embeddings(PassThrough):
     upstream_path = "/embeddings"
 
     def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from routstr.billing.adapter import PassThrough
 from routstr.billing.adapters.common import include_usage, put_cost
 from routstr.core.usage import Usage
 from routstr.core.usage_dialects import openai_chat
 
 
-class OpenAIStyle:
+class OpenAIStyle(PassThrough):
     """Streams end with a ``choices: []`` chunk holding ``usage`` (when asked), then ``[DONE]``."""
 
     upstream_path = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routstr.billing.adapter import RequestFacts
+from routstr.billing.adapter import PassThrough, RequestFacts
 from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag, text_bytes
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
@@ -30,7 +30,7 @@ def _input_text_bytes(given: Any) -> int:
     return n
 
 
-class Responses:
+class Responses(PassThrough):
     upstream_path = "/responses"
 
     def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:

@@ -1,0 +1,1 @@
+"""Translations between API dialects (pure: dicts in, dicts or bytes out)."""
