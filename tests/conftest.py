@@ -36,6 +36,14 @@ completion_sats_per_mtok = 3000
 prompt_sats_per_mtok = 2000
 completion_sats_per_mtok = 7000
 
+[models."dall-e-3"]
+prompt_sats_per_mtok = 0
+request_sats = 40
+
+[models."whisper-1"]
+prompt_sats_per_mtok = 0
+request_sats = 3
+
 [models."gpt-4o"]
 prompt_usd_per_mtok = 2.5
 completion_usd_per_mtok = 10

@@ -10,9 +10,11 @@ from routstr.api.info import json_response
 from routstr.api.middleware import LEDGER_REF, REQUEST_ID
 from routstr.api.state import NODE
 from routstr.billing.adapter import EndpointAdapter
+from routstr.billing.adapters.audio import AudioTranscriptions
 from routstr.billing.adapters.chat import ChatCompletions
 from routstr.billing.adapters.completions import Completions
 from routstr.billing.adapters.embeddings import Embeddings
+from routstr.billing.adapters.images import ImageGenerations
 from routstr.billing.adapters.messages import AnthropicMessages
 from routstr.billing.adapters.responses import Responses
 from routstr.billing.body import read_json_body
@@ -23,6 +25,8 @@ ROUTES: dict[str, EndpointAdapter] = {
     "/v1/completions": Completions(),
     "/v1/embeddings": Embeddings(),
     "/v1/responses": Responses(),
+    "/v1/images/generations": ImageGenerations(),
+    "/v1/audio/transcriptions": AudioTranscriptions(),
     "/v1/messages": (_MESSAGES := AnthropicMessages()),
     # Claude Code appends /v1/messages to ANTHROPIC_BASE_URL, which users set to <node>/v1
     "/v1/v1/messages": _MESSAGES,

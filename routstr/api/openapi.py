@@ -140,6 +140,9 @@ def openapi_document() -> dict[str, Any]:
             "Anthropic Messages, translated for OpenAI-type upstreams; streamed or not",
             ["model", "max_tokens", "messages"],
         ),
+        "/v1/images/generations": _llm(
+            "Image generation, priced per image (per-request price)", ["model", "prompt"]
+        ),
         "/v1/models": {
             "get": {
                 "tags": ["LLM"],

@@ -21,10 +21,12 @@ class RequestFacts:
     requested_max_output: int | None  # what the client asked for, if anything
     wants_stream_usage: bool  # the client gets the final usage event (asked for it, or the dialect has it)
     has_output: bool = True  # False for endpoints that generate no tokens (embeddings)
+    requests: int = 0  # > 0: priced per request only (e.g. images: one unit per image asked for)
 
 
 class EndpointAdapter(Protocol):
     upstream_path: str
+    form_body: bool  # multipart/form-data (uploads) rather than JSON
 
     def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
         """Validate the request (raise InvalidRequest) and say how big it can get."""
@@ -88,6 +90,8 @@ class StreamTranslator(Protocol):
 
 class PassThrough:
     """The translation hooks of an adapter whose client and upstream speak the same dialect."""
+
+    form_body = False
 
     def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
         return body

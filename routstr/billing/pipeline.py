@@ -20,10 +20,10 @@ from aiohttp import web
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.adapters.common import cost_object
 from routstr.billing.auth import Authenticator
-from routstr.billing.body import read_json_body
+from routstr.billing.body import read_form_body, read_json_body
 from routstr.billing.stream import DONE, SseMeter
 from routstr.core import failpoints
-from routstr.core.errors import InsufficientBalance, UpstreamError
+from routstr.core.errors import InsufficientBalance, InvalidRequest, UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
 from routstr.storage import ledger_ops
@@ -74,8 +74,12 @@ class Pipeline:
         self, request: web.Request, adapter: EndpointAdapter, request_id: str, ref: str
     ) -> web.StreamResponse:
         bearer = self.auth.require_bearer(request.headers)
-        raw, body = await read_json_body(request, self.max_body)
-        facts = adapter.inspect(body, len(raw))
+        if adapter.form_body:
+            size, body = await read_form_body(request, self.max_body)
+        else:
+            raw, body = await read_json_body(request, self.max_body)
+            size = len(raw)
+        facts = adapter.inspect(body, size)
         key_id = await self.auth.key_id(bearer)
         price = self.catalogue.price(facts.model)
         self.in_flight += 1
@@ -95,7 +99,9 @@ class Pipeline:
         upstream_body = adapter.to_upstream(body)
         if held.facts.stream:
             adapter.prepare_stream(upstream_body)
-        resp = await self.upstream.post(adapter.upstream_path, upstream_body, request.headers)
+        resp = await self.upstream.post(
+            adapter.upstream_path, upstream_body, request.headers, form=adapter.form_body
+        )
         try:
             if resp.status >= 400:
                 raw_err = await resp.read()
@@ -121,17 +127,25 @@ class Pipeline:
             0 if not facts.has_output else facts.requested_max_output or self.catalogue.max_output(price)
         )
         impose = False
-        amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
+        if facts.requests:
+            if price.request_msat <= 0:
+                raise InvalidRequest(
+                    f"Model {facts.model!r} has no per-request price on this node",
+                    details={"model": facts.model},
+                    code="model_not_priced",
+                )
+            max_out = 0
+        amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out, facts.requests or 1)
         short = await self._try_reserve(key_id, amount, ref, facts.model)
         if short is not None:
             affordable = 0
-            if facts.requested_max_output is None:
+            if facts.requested_max_output is None and facts.has_output:
                 affordable = price.affordable_output_tokens(short, facts.prompt_bound_tokens)
             if affordable < 1:
                 raise InsufficientBalance(short, amount)
             # the client set no limit: answer as long as the balance pays for, rather than refuse
             max_out, impose = min(max_out, affordable), True
-            amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out)
+            amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out, facts.requests or 1)
             again = await self._try_reserve(key_id, amount, ref, facts.model)
             if again is not None:
                 raise InsufficientBalance(again, amount)

@@ -45,14 +45,14 @@ class ModelPrice:
             + written * (self.cache_write_msat_per_mtok or 0)
             + u.completion_tokens * self.completion_msat_per_mtok
         )
-        return ceil_div(variable, MTOK) + self.request_msat
+        return ceil_div(variable, MTOK) + self.request_msat * u.requests
 
-    def max_cost_msat(self, prompt_bound_tokens: int, max_output_tokens: int) -> int:
+    def max_cost_msat(self, prompt_bound_tokens: int, max_output_tokens: int, requests: int = 1) -> int:
         """The most a request can cost: the reservation taken before it is forwarded (a prompt
         token is counted at the dearest input price, which for cache writes may exceed the plain one)."""
         dearest = max(self.prompt_msat_per_mtok, self.cache_write_msat_per_mtok or 0)
         variable = prompt_bound_tokens * dearest + max_output_tokens * self.completion_msat_per_mtok
-        return ceil_div(variable, MTOK) + self.request_msat
+        return ceil_div(variable, MTOK) + self.request_msat * requests
 
     def affordable_output_tokens(self, budget_msat: int, prompt_bound_tokens: int) -> int:
         """How many output tokens ``budget_msat`` reserves after the prompt (0 if not even that)."""

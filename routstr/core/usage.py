@@ -29,6 +29,7 @@ class Usage:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    requests: int = 1  # units of the per-request price (e.g. images generated)
 
 
 def estimate_tokens(text_bytes: int) -> int:

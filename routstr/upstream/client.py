@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 
 from routstr.core.errors import UpstreamError
+from routstr.core.uploads import UploadedFile
 
 FORWARDED_HEADERS = ("accept", "openai-beta", "anthropic-version", "anthropic-beta")
 
@@ -33,15 +34,17 @@ class Upstream:
             total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
         )
 
-    def headers_for(self, incoming: Any) -> dict[str, str]:
-        h = {"Content-Type": "application/json", **self._auth}
+    def headers_for(self, incoming: Any, form: bool = False) -> dict[str, str]:
+        h = {**self._auth} if form else {"Content-Type": "application/json", **self._auth}
         for name in FORWARDED_HEADERS:
             v = incoming.get(name)
             if v:
                 h[name] = v
         return h
 
-    async def post(self, path: str, body: dict[str, Any], incoming_headers: Any) -> aiohttp.ClientResponse:
+    async def post(
+        self, path: str, body: dict[str, Any], incoming_headers: Any, form: bool = False
+    ) -> aiohttp.ClientResponse:
         """Send a request; connection problems become ``UpstreamError`` (nothing was delivered).
 
         The body is re-encoded from what the node parsed and priced, never forwarded as the client's
@@ -50,8 +53,8 @@ class Upstream:
         try:
             return await self.session.post(
                 self.base_url + path,
-                data=orjson.dumps(body),
-                headers=self.headers_for(incoming_headers),
+                data=_form(body) if form else orjson.dumps(body),
+                headers=self.headers_for(incoming_headers, form),
                 timeout=self.timeout,
             )
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -61,3 +64,14 @@ class Upstream:
         async with self.session.get(self.base_url + path, headers=self._auth, timeout=self.timeout) as r:
             r.raise_for_status()
             return orjson.loads(await r.read())
+
+
+def _form(fields: dict[str, Any]) -> aiohttp.FormData:
+    """Re-encode an upload (fields and files as the node parsed them) for the upstream."""
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        if isinstance(value, UploadedFile):
+            form.add_field(name, value.data, filename=value.filename, content_type=value.content_type)
+        else:
+            form.add_field(name, str(value))
+    return form

@@ -100,3 +100,33 @@ async def test_responses_cut_by_the_output_limit_is_still_billed_from_usage(
     u = expected_responses_usage(body)
     row = await node.assert_books_balance(key_id)
     assert row.balance_msat == 20_000 - price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
+
+
+async def test_images_are_priced_per_image_and_unpriced_models_refused(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    client, key_id = await client_for(node, wallet, mint_url, 100)
+    r = await client.images.generate(model="dall-e-3", prompt="a lighthouse made of sats", n=2)
+    assert len(r.data or []) == 2
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 100_000 - 2 * 40_000  # request_sats = 40 per image
+    before = node.upstream.state.requests_total
+    async with http.post(
+        node.v1 + "/images/generations",
+        json={"model": "gpt-4o-mini", "prompt": "x"},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    ) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "model_not_priced"
+    assert node.upstream.state.requests_total == before
+    assert (await node.key_row(key_id)).balance_msat == 20_000
+
+
+async def test_audio_transcription_upload_is_priced_per_request(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
+    client, key_id = await client_for(node, wallet, mint_url, 10)
+    audio = b"RIFF" + bytes(2048)
+    r = await client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", audio, "audio/wav"))
+    assert r.text == f"fake transcription of {len(audio)} bytes"  # the upload reached the upstream whole
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 10_000 - 3_000  # request_sats = 3

@@ -1,0 +1,62 @@
+"""Image generation: ``POST /v1/images/generations``, priced per image by the model's per-request
+price in the pricing file (a model without one is refused rather than given away)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr.billing.adapter import PassThrough, RequestFacts
+from routstr.billing.adapters.common import put_cost, require_model
+from routstr.core.errors import InvalidRequest
+from routstr.core.usage import Usage
+
+MAX_IMAGES = 10
+
+
+class ImageGenerations(PassThrough):
+    upstream_path = "/images/generations"
+
+    def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
+        model = require_model(body)
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            raise InvalidRequest("'prompt' is required and must be a string", details={"param": "prompt"})
+        n = body.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_IMAGES:
+            raise InvalidRequest(f"'n' must be between 1 and {MAX_IMAGES}", details={"param": "n"})
+        if body.get("stream"):
+            raise InvalidRequest("image generation is not streamed by this node", details={"param": "stream"})
+        return RequestFacts(
+            model=model,
+            stream=False,
+            prompt_bound_tokens=0,
+            prompt_text_bytes=0,
+            requested_max_output=None,
+            wants_stream_usage=False,
+            has_output=False,
+            requests=n,
+        )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        return None
+
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
+        return False
+
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        data = response.get("data")
+        return Usage(0, 0, requests=len(data)) if isinstance(data, list) else None  # the images delivered
+
+    def may_carry_usage(self, data: bytes) -> bool:
+        return False
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        return 0
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        return 0
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        return False
+
+    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+        put_cost(obj, cost_msat)
