@@ -22,8 +22,10 @@ from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
+from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
+from routstr.upstream.providers import Provider
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
@@ -61,16 +63,29 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         pinned=settings.btc_usd_price,
     )
     catalogue = Catalogue(settings.prices, rates.rate, settings.default_max_output_tokens)
-    upstream = Upstream(
-        settings.upstream_base_url,
-        settings.upstream_api_key,
-        session,
-        settings.upstream_connect_timeout_s,
-        settings.upstream_read_timeout_s,
-    )
-    pipeline = Pipeline(db, auth, catalogue, upstream, settings.max_body_bytes, settings.reservation_ttl_s)
+    providers = [
+        Provider(
+            spec,
+            Upstream(
+                spec.base_url,
+                spec.api_key,
+                _pooled_session(),  # one pool per provider: a slow one cannot starve the others
+                settings.upstream_connect_timeout_s,
+                settings.upstream_read_timeout_s,
+            ),
+            Breaker(settings.provider_failures_to_open, settings.provider_cooldown_s),
+        )
+        for spec in settings.providers
+    ]
+    pipeline = Pipeline(db, auth, catalogue, providers, settings.max_body_bytes, settings.reservation_ttl_s)
     return Node(
-        settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, upstream, pipeline, rates
+        settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, providers, pipeline, rates
+    )
+
+
+def _pooled_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
     )
 
 
@@ -104,11 +119,10 @@ def create_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await upgrade(settings.database_url)
         db = Database(settings.database_url)
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        session = aiohttp.ClientSession(connector=connector)
+        session = _pooled_session()
         node = await build_node(settings, session, db)
         app[NODE] = node
-        await node.catalogue.refresh(node.upstream)
+        await node.catalogue.refresh(node.providers)
 
         async def sweep() -> None:
             await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
@@ -122,7 +136,7 @@ def create_app(settings: Settings) -> web.Application:
         tasks = [
             asyncio.create_task(_every(sweep_every, "reservation sweep", sweep)),
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
-            asyncio.create_task(node.catalogue.refresh_forever(node.upstream)),
+            asyncio.create_task(node.catalogue.refresh_forever(node.providers)),
         ]
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
         async with rates:
@@ -133,6 +147,8 @@ def create_app(settings: Settings) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await session.close()
+        for provider in node.providers:
+            await provider.client.session.close()
         await db.close()
 
     app.cleanup_ctx.append(lifecycle)

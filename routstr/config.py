@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 
 from routstr.core.pricing import PriceBook
 from routstr.rates.sources import DEFAULT_SOURCES, Source, sources_from_env
+from routstr.upstream.spec import ProviderSpec
 
 
 class ConfigError(Exception):
@@ -28,8 +29,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    upstream_base_url: str
-    upstream_api_key: str = ""
+    providers: tuple[ProviderSpec, ...]
     cashu_mints: tuple[str, ...] = ()
     database_url: str = "sqlite+aiosqlite:///routstr.sqlite3"
     host: str = "127.0.0.1"
@@ -50,6 +50,8 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     default_max_output_tokens: int = 4096
     reservation_ttl_s: int = 900
+    provider_failures_to_open: int = 3  # consecutive retryable failures that put a provider on cooldown
+    provider_cooldown_s: int = 30
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 300.0
     mint_timeout_s: float = 20.0
@@ -58,6 +60,48 @@ class Settings:
     @property
     def primary_mint(self) -> str:
         return self.cashu_mints[0]
+
+
+def load_providers(path: str, env: Mapping[str, str]) -> tuple[ProviderSpec, ...]:
+    """The providers file: ``[[providers]]`` tables with name, base_url, api_key (or api_key_env),
+    fee and models."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"PROVIDERS_FILE={path!r} does not exist; point it at a .toml providers file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"PROVIDERS_FILE={path}: {e}") from None
+    specs = []
+    for i, entry in enumerate(data.get("providers") or ()):
+        where = f"PROVIDERS_FILE {path}, provider {i + 1}"
+        if not isinstance(entry, dict) or not entry.get("name") or not entry.get("base_url"):
+            raise ConfigError(f"{where}: needs a name and a base_url")
+        kind = entry.get("type", "openai")
+        if kind != "openai":
+            raise ConfigError(
+                f"{where}: type {kind!r} is not supported yet; use an OpenAI-compatible base_url"
+            )
+        key = entry.get("api_key") or env.get(str(entry.get("api_key_env", "")), "")
+        try:
+            fee = Decimal(str(entry.get("fee", 0)))
+        except InvalidOperation:
+            raise ConfigError(f"{where}: fee must be a number (0.05 for +5%)") from None
+        if not fee.is_finite() or fee < 0:
+            raise ConfigError(f"{where}: fee must be a non-negative number")
+        models = entry.get("models")
+        specs.append(
+            ProviderSpec(
+                name=str(entry["name"]),
+                base_url=_clean_url(str(entry["base_url"]), f"{where}: base_url"),
+                api_key=str(key),
+                fee=fee,
+                models=frozenset(str(m) for m in models) if isinstance(models, list) else None,
+            )
+        )
+    if len({s.name for s in specs}) != len(specs):
+        raise ConfigError(f"PROVIDERS_FILE {path}: provider names must be unique")
+    return tuple(specs)
 
 
 def _clean_url(value: str, var: str) -> str:
@@ -131,7 +175,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     env.update(os.environ if environ is None else environ)
 
     upstream = env.get("UPSTREAM_BASE_URL", "").strip()
-    if not upstream:
+    providers = load_providers(env["PROVIDERS_FILE"], env) if env.get("PROVIDERS_FILE") else ()
+    if upstream:
+        shortcut = ProviderSpec(
+            "upstream", _clean_url(upstream, "UPSTREAM_BASE_URL"), env.get("UPSTREAM_API_KEY", "")
+        )
+        providers = (shortcut, *providers)
+    if not providers:
         raise ConfigError(
             "UPSTREAM_BASE_URL is not set; set it to your provider, e.g. https://api.openai.com/v1"
         )
@@ -171,8 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         raise ConfigError(f"LOG_LEVEL={level!r} must be one of DEBUG, INFO, WARNING, ERROR")
 
     return Settings(
-        upstream_base_url=_clean_url(upstream, "UPSTREAM_BASE_URL"),
-        upstream_api_key=env.get("UPSTREAM_API_KEY", ""),
+        providers=providers,
         cashu_mints=mints,
         database_url=normalise_database_url(env.get("DATABASE_URL") or "sqlite:///routstr.sqlite3"),
         host=env.get("HOST", "127.0.0.1"),
@@ -193,6 +242,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
         reservation_ttl_s=_int(env, "RESERVATION_TTL_SECONDS", 900, minimum=1),
+        provider_failures_to_open=_int(env, "PROVIDER_FAILURES_TO_OPEN", 3, minimum=1),
+        provider_cooldown_s=_int(env, "PROVIDER_COOLDOWN_SECONDS", 30, minimum=1),
         upstream_connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
         upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),

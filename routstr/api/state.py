@@ -12,7 +12,7 @@ from routstr.config import Settings
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
-from routstr.upstream.client import Upstream
+from routstr.upstream.providers import Provider
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
@@ -27,7 +27,7 @@ class Node:
     refunder: Refunder
     auth: Authenticator
     catalogue: Catalogue
-    upstream: Upstream
+    providers: list[Provider]
     pipeline: Pipeline
     rates: BtcUsdFeed
 

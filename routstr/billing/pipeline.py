@@ -23,15 +23,21 @@ from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_form_body, read_json_body
 from routstr.billing.stream import DONE, SseMeter
 from routstr.core import failpoints
-from routstr.core.errors import InsufficientBalance, InvalidRequest, UpstreamError
+from routstr.core.errors import (
+    ApiError,
+    InsufficientBalance,
+    InvalidRequest,
+    ServiceUnavailable,
+    UpstreamError,
+)
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
 from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
-from routstr.upstream.client import Upstream
 from routstr.upstream.errors import upstream_error
+from routstr.upstream.providers import Provider, route
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +63,14 @@ class Pipeline:
         db: Database,
         auth: Authenticator,
         catalogue: Catalogue,
-        upstream: Upstream,
+        providers: list[Provider],
         max_body: int,
         reservation_ttl_s: int,
     ) -> None:
         self.db = db
         self.auth = auth
         self.catalogue = catalogue
-        self.upstream = upstream
+        self.providers = providers
         self.max_body = max_body
         # a reservation older than this belongs to a request that cannot still be running (crash)
         self.reservation_ttl_ms = reservation_ttl_s * 1000
@@ -81,12 +87,22 @@ class Pipeline:
             size = len(raw)
         facts = adapter.inspect(body, size)
         key_id = await self.auth.key_id(bearer)
-        price = self.catalogue.price(facts.model)
+        base = self.catalogue.price(facts.model)
+        candidates = route(self.providers, facts.model)
+        if not candidates:
+            raise ServiceUnavailable(
+                f"No provider can serve {facts.model!r} right now (all are cooling down after failures)"
+                if any(p.serves(facts.model) for p in self.providers)
+                else f"No provider of this node serves {facts.model!r}",
+                code="no_provider",
+            )
+        # reserve at the dearest candidate's price, so that falling back is always covered
+        price = max(candidates, key=lambda p: p.spec.fee).price(base)
         self.in_flight += 1
         try:
             held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
             try:
-                return await self._forward(request, adapter, body, held)
+                return await self._forward(request, adapter, body, held, candidates, base)
             finally:
                 if not held.settled:  # an error on our side: the user is not charged for it
                     await self._settle(held, None, 0)
@@ -94,24 +110,62 @@ class Pipeline:
             self.in_flight -= 1
 
     async def _forward(
-        self, request: web.Request, adapter: EndpointAdapter, body: dict[str, Any], held: Held
+        self,
+        request: web.Request,
+        adapter: EndpointAdapter,
+        body: dict[str, Any],
+        held: Held,
+        candidates: list[Provider],
+        base: ModelPrice,
     ) -> web.StreamResponse:
         upstream_body = adapter.to_upstream(body)
         if held.facts.stream:
             adapter.prepare_stream(upstream_body)
-        resp = await self.upstream.post(
-            adapter.upstream_path, upstream_body, request.headers, form=adapter.form_body
-        )
+        resp = await self._first_answer(request, adapter, upstream_body, held, candidates, base)
         try:
-            if resp.status >= 400:
-                raw_err = await resp.read()
-                await self._settle(held, None, 0)
-                raise upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
             if held.facts.stream and resp.content_type == "text/event-stream":
                 return await self._relay_stream(request, resp, held, adapter)
             return await self._relay_json(resp, held, adapter)
         finally:
             resp.release()
+
+    async def _first_answer(
+        self,
+        request: web.Request,
+        adapter: EndpointAdapter,
+        upstream_body: dict[str, Any],
+        held: Held,
+        candidates: list[Provider],
+        base: ModelPrice,
+    ) -> aiohttp.ClientResponse:
+        """Try the providers in order until one answers; retryable failures move on, a 4xx the request
+        caused does not. The request is then priced at the provider that answered."""
+        error: ApiError | None = None
+        for provider in candidates:
+            provider.breaker.attempt()
+            try:
+                resp = await provider.client.post(
+                    adapter.upstream_path, upstream_body, request.headers, form=adapter.form_body
+                )
+            except UpstreamError as e:  # no connection, or no answer in time
+                provider.breaker.failure()
+                error = e
+                continue
+            if resp.status < 400:
+                provider.breaker.success()
+                held.price = provider.price(base)
+                return resp
+            raw_err = await resp.read()
+            resp.release()
+            error = upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
+            if resp.status == 429 or resp.status >= 500:
+                provider.breaker.failure()
+                continue
+            provider.breaker.success()  # it answered: the request itself is at fault
+            break
+        await self._settle(held, None, 0)
+        assert error is not None
+        raise error
 
     async def _reserve(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 from routstr.core.errors import ServiceUnavailable
 from routstr.core.pricing import ModelPrice, PriceBook
 from routstr.rates.feed import StaleRate
-from routstr.upstream.client import Upstream
+from routstr.upstream.providers import Provider
 
 log = logging.getLogger(__name__)
 
@@ -79,33 +79,48 @@ class Catalogue:
         return self.default_max_output
 
     def set_upstream_models(self, raw: Any) -> None:
-        data = raw.get("data") if isinstance(raw, dict) else None
-        models: dict[str, UpstreamModel] = {}
-        for m in data or ():
-            if not isinstance(m, dict) or not isinstance(m.get("id"), str):
-                continue
-            ctx = m.get("context_length") or m.get("max_model_len") or m.get("context_window")
-            models[m["id"]] = UpstreamModel(
-                id=m["id"],
-                name=str(m.get("name") or m["id"]),
-                created=int(m.get("created") or 0),
-                context_length=int(ctx) if isinstance(ctx, int) and ctx > 0 else None,
-                owned_by=str(m.get("owned_by") or ""),
-            )
-        self.models = models
+        self.models = parse_models(raw)
         self._resolved.clear()
 
-    async def refresh(self, upstream: Upstream) -> None:
-        try:
-            self.set_upstream_models(await upstream.get_json("/models"))
-        except Exception as e:  # the node keeps serving with what it knew
-            log.warning("could not fetch the upstream's model list: %s", type(e).__name__)
+    async def refresh(self, providers: list[Provider]) -> None:
+        """Each provider's model list (a provider that does not answer keeps the list it had)."""
+        merged: dict[str, UpstreamModel] = {}
+        for p in providers:
+            try:
+                listed = parse_models(await p.client.get_json("/models"))
+                p.listed = frozenset(listed)
+            except Exception as e:  # the node keeps serving with what it knew
+                log.warning("could not fetch the model list of provider %s: %s", p.name, type(e).__name__)
+                continue
+            for mid, m in listed.items():
+                merged.setdefault(mid, m)
+        if merged or not self.models:
+            self.models = merged
+            self._resolved.clear()
 
-    async def refresh_forever(self, upstream: Upstream, every_s: float = 300.0) -> None:
+    async def refresh_forever(self, providers: list[Provider], every_s: float = 300.0) -> None:
         while True:
             await asyncio.sleep(every_s)
-            await self.refresh(upstream)
+            await self.refresh(providers)
 
     def listed_ids(self) -> list[str]:
-        """Models on offer: the upstream's, plus any priced explicitly in the pricing file."""
+        """Models on offer: the providers', plus any priced explicitly in the pricing file."""
         return sorted(set(self.models) | set(self.prices.models))
+
+
+def parse_models(raw: Any) -> dict[str, UpstreamModel]:
+    """An OpenAI-style ``/models`` answer (with OpenRouter's and vLLM's context fields)."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    models: dict[str, UpstreamModel] = {}
+    for m in data or ():
+        if not isinstance(m, dict) or not isinstance(m.get("id"), str):
+            continue
+        ctx = m.get("context_length") or m.get("max_model_len") or m.get("context_window")
+        models[m["id"]] = UpstreamModel(
+            id=m["id"],
+            name=str(m.get("name") or m["id"]),
+            created=int(m.get("created") or 0),
+            context_length=int(ctx) if isinstance(ctx, int) and ctx > 0 else None,
+            owned_by=str(m.get("owned_by") or ""),
+        )
+    return models

@@ -28,7 +28,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path):
     env = tmp_path / ".env"
     env.write_text("UPSTREAM_BASE_URL=https://from-file/v1\nCASHU_MINTS=https://mint.file\nNAME=file name\n")
     s = load_settings({"NAME": "env name"}, env_file=str(env))
-    assert s.upstream_base_url == "https://from-file/v1" and s.name == "env name"
+    assert s.providers[0].base_url == "https://from-file/v1" and s.name == "env name"
 
 
 @pytest.mark.parametrize(
@@ -112,3 +112,19 @@ def test_database_errors_do_not_carry_parameters_into_logs(tmp_path: Path):
 
     message = asyncio.run(go())
     assert "UNIQUE" in message and "cashuBsecret-proof" not in message
+
+
+def test_providers_file(tmp_path: Path):
+    f = tmp_path / "providers.toml"
+    f.write_text(
+        '[[providers]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\napi_key_env = "A_KEY"\nfee = 0.05\n'
+        'models = ["m1"]\n'
+    )
+    s = load_settings({"CASHU_MINTS": "https://m", "PROVIDERS_FILE": str(f), "A_KEY": "k"}, env_file=None)
+    (a,) = s.providers
+    assert (a.name, a.api_key, str(a.fee), a.models) == ("a", "k", "0.05", frozenset({"m1"}))
+    both = load_settings({**BASE, "PROVIDERS_FILE": str(f), "A_KEY": "k"}, env_file=None)
+    assert [p.name for p in both.providers] == ["upstream", "a"]  # UPSTREAM_BASE_URL stays a shortcut
+    f.write_text('[[providers]]\nname = "x"\nbase_url = "http://h/v1"\ntype = "anthropic"\n')
+    with pytest.raises(ConfigError, match="not supported yet"):
+        load_settings({"CASHU_MINTS": "https://m", "PROVIDERS_FILE": str(f)}, env_file=None)

@@ -1,0 +1,58 @@
+"""The providers a node sells from, and which one answers a request.
+
+Each provider has its own pooled client, a fee (a markup on the listed price, shown in
+``/v1/models`` per model as the cheapest offer) and a circuit breaker. For a model, providers are
+tried cheapest first; a retryable failure (no connection, timeout, 429, 5xx) moves on to the next,
+a 4xx the request itself caused does not. The user pays once, at the price of the one that answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, Decimal
+
+from routstr.core.pricing import ModelPrice
+from routstr.upstream.breaker import Breaker
+from routstr.upstream.client import Upstream
+from routstr.upstream.spec import ProviderSpec
+
+
+@dataclass
+class Provider:
+    spec: ProviderSpec
+    client: Upstream
+    breaker: Breaker = field(default_factory=Breaker)
+    listed: frozenset[str] = frozenset()  # from its /models, refreshed in the background
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def serves(self, model: str) -> bool:
+        if self.spec.models is not None:
+            return model in self.spec.models
+        return not self.listed or model in self.listed  # an unknown list: let the provider decide
+
+    def price(self, base: ModelPrice) -> ModelPrice:
+        """The listed price with this provider's fee on top (rounded up to the msat per Mtok)."""
+        if not self.spec.fee:
+            return base
+        f = 1 + self.spec.fee
+
+        def up(v: int | None) -> int | None:
+            return None if v is None else int((Decimal(v) * f).to_integral_value(rounding=ROUND_CEILING))
+
+        return replace(
+            base,
+            prompt_msat_per_mtok=up(base.prompt_msat_per_mtok) or 0,
+            completion_msat_per_mtok=up(base.completion_msat_per_mtok) or 0,
+            request_msat=up(base.request_msat) or 0,
+            cached_prompt_msat_per_mtok=up(base.cached_prompt_msat_per_mtok),
+            cache_write_msat_per_mtok=up(base.cache_write_msat_per_mtok),
+        )
+
+
+def route(providers: list[Provider], model: str) -> list[Provider]:
+    """The providers to try for ``model``, cheapest first, those cooling down left out."""
+    serving = [p for p in providers if p.serves(model)]
+    return sorted((p for p in serving if p.breaker.available()), key=lambda p: p.spec.fee)

@@ -1,0 +1,96 @@
+"""Several providers: the cheapest healthy one answers; a failing one is skipped, put on cooldown and
+probed back; the user is charged once, at the price of the provider that answered."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from routstr.api.state import NODE
+from routstr.core.usage import Usage
+from routstr.devtools.fake_llm import expected_usage
+from routstr.devtools.fake_upstream import STATE, start_fake_upstream
+from routstr.devtools.test_wallet import TestWallet
+from tests.conftest import UPSTREAM_KEY, Upstream, chat_body, running_node
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_routing_fallback_cooldown_and_probe(
+    mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
+):
+    cheap_runner, cheap_url = await start_fake_upstream(expected_api_key=UPSTREAM_KEY, timeout_s=3)
+    cheap_port = int(cheap_url.split(":")[2].split("/")[0])
+    pricey_runner, pricey_url = await start_fake_upstream(expected_api_key="sk-second-provider", timeout_s=3)
+    cheap, pricey = cheap_runner.app[STATE], pricey_runner.app[STATE]
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        f"""
+[[providers]]
+name = "cheap"
+base_url = "{cheap_url}"
+api_key = "{UPSTREAM_KEY}"
+
+[[providers]]
+name = "pricey"
+base_url = "{pricey_url}"
+api_key_env = "PRICEY_KEY"
+fee = 0.5
+"""
+    )
+    env = {
+        "UPSTREAM_BASE_URL": "",
+        "PROVIDERS_FILE": str(providers),
+        "PRICEY_KEY": "sk-second-provider",
+        "PROVIDER_FAILURES_TO_OPEN": "2",
+        "PROVIDER_COOLDOWN_SECONDS": "1",
+    }
+    try:
+        async with running_node("sqlite", mint_url, Upstream(cheap_url, cheap), tmp_path, **env) as node:
+            token = await wallet.asend(mint_url, 100)
+            headers = {"Authorization": f"Bearer {token}"}
+            body = chat_body("route me", max_tokens=20)
+            u = expected_usage(body)
+            base = node.app[NODE].catalogue.price("gpt-4o-mini")
+            cheap_cost = base.usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
+            pricey_cost = (
+                node.app[NODE]
+                .providers[1]
+                .price(base)
+                .usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
+            )
+            assert pricey_cost > cheap_cost
+
+            async def ask(payload: dict = body) -> tuple[int, int]:
+                async with http.post(node.v1 + "/chat/completions", json=payload, headers=headers) as r:
+                    await r.read()
+                    return r.status, int(r.headers.get("X-Routstr-Cost-Msats", "0"))
+
+            assert await ask() == (200, cheap_cost)
+            assert (cheap.by_model["gpt-4o-mini"], pricey.by_model["gpt-4o-mini"]) == (1, 0)
+            # a 4xx the request caused is not retried elsewhere
+            assert (await ask(chat_body("bad", model="fail-400")))[0] == 400
+            assert pricey.by_model["fail-400"] == 0
+
+            await cheap_runner.cleanup()  # the cheap provider goes down
+            assert await ask() == (200, pricey_cost)  # fell back, charged once at the answering price
+            assert await ask() == (200, pricey_cost)
+            breaker = node.app[NODE].providers[0].breaker
+            assert breaker.is_open  # two failures in a row: on cooldown, not even tried now
+            assert await ask() == (200, pricey_cost)
+
+            cheap_runner, _ = await start_fake_upstream(port=cheap_port, expected_api_key=UPSTREAM_KEY)
+            await asyncio.sleep(1.1)  # the cooldown ends: the next request probes the cheap provider
+            assert await ask() == (200, cheap_cost)
+            assert not breaker.is_open and cheap_runner.app[STATE].by_model["gpt-4o-mini"] == 1
+
+            key_id = await node.app[NODE].auth.key_id(token)
+            row = await node.assert_books_balance(key_id)
+            assert row.balance_msat == 100_000 - 2 * cheap_cost - 3 * pricey_cost
+            assert row.total_requests == 6
+    finally:
+        await cheap_runner.cleanup()
+        await pricey_runner.cleanup()
