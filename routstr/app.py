@@ -63,6 +63,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         pinned=settings.btc_usd_price,
     )
     catalogue = Catalogue(settings.prices, rates.rate, settings.default_max_output_tokens)
+    catalogue.aliases = dict(settings.aliases)
     providers = [
         Provider(
             spec,
@@ -77,7 +78,9 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         )
         for spec in settings.providers
     ]
-    pipeline = Pipeline(db, auth, catalogue, providers, settings.max_body_bytes, settings.reservation_ttl_s)
+    pipeline = Pipeline(
+        db, auth, catalogue, providers, settings.max_body_bytes, settings.reservation_ttl_s, settings.aliases
+    )
     return Node(
         settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, providers, pipeline, rates
     )

@@ -30,6 +30,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderSpec, ...]
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # public id -> provider model ids
     cashu_mints: tuple[str, ...] = ()
     database_url: str = "sqlite+aiosqlite:///routstr.sqlite3"
     host: str = "127.0.0.1"
@@ -62,7 +63,9 @@ class Settings:
         return self.cashu_mints[0]
 
 
-def load_providers(path: str, env: Mapping[str, str]) -> tuple[ProviderSpec, ...]:
+def load_providers(
+    path: str, env: Mapping[str, str]
+) -> tuple[tuple[ProviderSpec, ...], dict[str, tuple[str, ...]]]:
     """The providers file: ``[[providers]]`` tables with name, base_url, api_key (or api_key_env),
     fee and models."""
     p = Path(path)
@@ -101,7 +104,19 @@ def load_providers(path: str, env: Mapping[str, str]) -> tuple[ProviderSpec, ...
         )
     if len({s.name for s in specs}) != len(specs):
         raise ConfigError(f"PROVIDERS_FILE {path}: provider names must be unique")
-    return tuple(specs)
+    return tuple(specs), _aliases(data.get("aliases") or {}, path)
+
+
+def _aliases(raw: Any, path: str) -> dict[str, tuple[str, ...]]:
+    """``[aliases]``: ``public-id = ["provider-model", …]``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"PROVIDERS_FILE {path}: [aliases] must be a table of model lists")
+    out: dict[str, tuple[str, ...]] = {}
+    for public, targets in raw.items():
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+            raise ConfigError(f"PROVIDERS_FILE {path}: alias {public!r} must list one or more model ids")
+        out[str(public)] = tuple(targets)
+    return out
 
 
 def _clean_url(value: str, var: str) -> str:
@@ -175,7 +190,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     env.update(os.environ if environ is None else environ)
 
     upstream = env.get("UPSTREAM_BASE_URL", "").strip()
-    providers = load_providers(env["PROVIDERS_FILE"], env) if env.get("PROVIDERS_FILE") else ()
+    providers, aliases = load_providers(env["PROVIDERS_FILE"], env) if env.get("PROVIDERS_FILE") else ((), {})
     if upstream:
         shortcut = ProviderSpec(
             "upstream", _clean_url(upstream, "UPSTREAM_BASE_URL"), env.get("UPSTREAM_API_KEY", "")
@@ -222,6 +237,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 
     return Settings(
         providers=providers,
+        aliases=aliases,
         cashu_mints=mints,
         database_url=normalise_database_url(env.get("DATABASE_URL") or "sqlite:///routstr.sqlite3"),
         host=env.get("HOST", "127.0.0.1"),

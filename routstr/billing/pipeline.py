@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.errors import upstream_error
-from routstr.upstream.providers import Provider, route
+from routstr.upstream.providers import Provider, route, serves_any
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,13 @@ class Pipeline:
         providers: list[Provider],
         max_body: int,
         reservation_ttl_s: int,
+        aliases: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.db = db
         self.auth = auth
         self.catalogue = catalogue
         self.providers = providers
+        self.aliases = dict(aliases or {})  # public model id -> provider model ids
         self.max_body = max_body
         # a reservation older than this belongs to a request that cannot still be running (crash)
         self.reservation_ttl_ms = reservation_ttl_s * 1000
@@ -88,16 +91,16 @@ class Pipeline:
         facts = adapter.inspect(body, size)
         key_id = await self.auth.key_id(bearer)
         base = self.catalogue.price(facts.model)
-        candidates = route(self.providers, facts.model)
+        candidates = route(self.providers, facts.model, self.aliases)
         if not candidates:
             raise ServiceUnavailable(
                 f"No provider can serve {facts.model!r} right now (all are cooling down after failures)"
-                if any(p.serves(facts.model) for p in self.providers)
+                if serves_any(self.providers, facts.model, self.aliases)
                 else f"No provider of this node serves {facts.model!r}",
                 code="no_provider",
             )
         # reserve at the dearest candidate's price, so that falling back is always covered
-        price = max(candidates, key=lambda p: p.spec.fee).price(base)
+        price = max((p for p, _ in candidates), key=lambda p: p.spec.fee).price(base)
         self.in_flight += 1
         try:
             held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
@@ -115,7 +118,7 @@ class Pipeline:
         adapter: EndpointAdapter,
         body: dict[str, Any],
         held: Held,
-        candidates: list[Provider],
+        candidates: list[tuple[Provider, str]],
         base: ModelPrice,
     ) -> web.StreamResponse:
         upstream_body = adapter.to_upstream(body)
@@ -135,17 +138,20 @@ class Pipeline:
         adapter: EndpointAdapter,
         upstream_body: dict[str, Any],
         held: Held,
-        candidates: list[Provider],
+        candidates: list[tuple[Provider, str]],
         base: ModelPrice,
     ) -> aiohttp.ClientResponse:
         """Try the providers in order until one answers; retryable failures move on, a 4xx the request
         caused does not. The request is then priced at the provider that answered."""
         error: ApiError | None = None
-        for provider in candidates:
+        for provider, model in candidates:
             provider.breaker.attempt()
+            payload = (
+                upstream_body if upstream_body.get("model") == model else {**upstream_body, "model": model}
+            )
             try:
                 resp = await provider.client.post(
-                    adapter.upstream_path, upstream_body, request.headers, form=adapter.form_body
+                    adapter.upstream_path, payload, request.headers, form=adapter.form_body
                 )
             except UpstreamError as e:  # no connection, or no answer in time
                 provider.breaker.failure()

@@ -37,6 +37,7 @@ class Catalogue:
         self.btc_usd = btc_usd
         self.default_max_output = default_max_output
         self.models: dict[str, UpstreamModel] = {}
+        self.aliases: dict[str, tuple[str, ...]] = {}
         self._resolved: dict[str, tuple[Decimal | None, ModelPrice]] = {}  # model -> (rate, price)
 
     def price(self, model: str) -> ModelPrice:
@@ -104,8 +105,8 @@ class Catalogue:
             await self.refresh(providers)
 
     def listed_ids(self) -> list[str]:
-        """Models on offer: the providers', plus any priced explicitly in the pricing file."""
-        return sorted(set(self.models) | set(self.prices.models))
+        """Models on offer: the providers', the aliases, and any priced explicitly in the pricing file."""
+        return sorted(set(self.models) | set(self.prices.models) | set(self.aliases))
 
 
 def parse_models(raw: Any) -> dict[str, UpstreamModel]:

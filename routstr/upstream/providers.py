@@ -8,6 +8,7 @@ a 4xx the request itself caused does not. The user pays once, at the price of th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, Decimal
 
@@ -52,7 +53,19 @@ class Provider:
         )
 
 
-def route(providers: list[Provider], model: str) -> list[Provider]:
-    """The providers to try for ``model``, cheapest first, those cooling down left out."""
-    serving = [p for p in providers if p.serves(model)]
-    return sorted((p for p in serving if p.breaker.available()), key=lambda p: p.spec.fee)
+def route(
+    providers: list[Provider], model: str, aliases: Mapping[str, tuple[str, ...]] | None = None
+) -> list[tuple[Provider, str]]:
+    """Who to try for ``model`` and under which model id: cheapest first, those cooling down left out.
+
+    An alias (one public id for several provider model ids) offers every provider of every target;
+    at equal fees the alias's own order decides.
+    """
+    targets = (aliases or {}).get(model) or (model,)
+    offers = [(p, t) for t in targets for p in providers if p.serves(t) and p.breaker.available()]
+    return sorted(offers, key=lambda offer: offer[0].spec.fee)
+
+
+def serves_any(providers: list[Provider], model: str, aliases: Mapping[str, tuple[str, ...]]) -> bool:
+    targets = aliases.get(model) or (model,)
+    return any(p.serves(t) for t in targets for p in providers)

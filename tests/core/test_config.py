@@ -118,11 +118,12 @@ def test_providers_file(tmp_path: Path):
     f = tmp_path / "providers.toml"
     f.write_text(
         '[[providers]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\napi_key_env = "A_KEY"\nfee = 0.05\n'
-        'models = ["m1"]\n'
+        'models = ["m1"]\n[aliases]\n"fast" = ["m1", "m2"]\n'
     )
     s = load_settings({"CASHU_MINTS": "https://m", "PROVIDERS_FILE": str(f), "A_KEY": "k"}, env_file=None)
     (a,) = s.providers
     assert (a.name, a.api_key, str(a.fee), a.models) == ("a", "k", "0.05", frozenset({"m1"}))
+    assert s.aliases == {"fast": ("m1", "m2")}
     both = load_settings({**BASE, "PROVIDERS_FILE": str(f), "A_KEY": "k"}, env_file=None)
     assert [p.name for p in both.providers] == ["upstream", "a"]  # UPSTREAM_BASE_URL stays a shortcut
     f.write_text('[[providers]]\nname = "x"\nbase_url = "http://h/v1"\ntype = "anthropic"\n')

@@ -39,6 +39,9 @@ name = "pricey"
 base_url = "{pricey_url}"
 api_key_env = "PRICEY_KEY"
 fee = 0.5
+
+[aliases]
+"fast" = ["llama-3.1-8b", "gpt-4o-mini"]
 """
     )
     env = {
@@ -71,6 +74,11 @@ fee = 0.5
 
             assert await ask() == (200, cheap_cost)
             assert (cheap.by_model["gpt-4o-mini"], pricey.by_model["gpt-4o-mini"]) == (1, 0)
+            # an alias: one public id, served under the provider's own model id
+            status, _ = await ask(chat_body("via alias", model="fast", max_tokens=5))
+            assert status == 200 and cheap.by_model["llama-3.1-8b"] == 1 and cheap.by_model["fast"] == 0
+            async with http.get(node.v1 + "/models") as r:
+                assert "fast" in {m["id"] for m in (await r.json())["data"]}
             # a 4xx the request caused is not retried elsewhere
             assert (await ask(chat_body("bad", model="fail-400")))[0] == 400
             assert pricey.by_model["fail-400"] == 0
@@ -89,8 +97,10 @@ fee = 0.5
 
             key_id = await node.app[NODE].auth.key_id(token)
             row = await node.assert_books_balance(key_id)
-            assert row.balance_msat == 100_000 - 2 * cheap_cost - 3 * pricey_cost
-            assert row.total_requests == 6
+            alias_cost = (await node.ledger_sums(key_id))["charge"] - 2 * cheap_cost - 3 * pricey_cost
+            assert alias_cost > 0
+            assert row.balance_msat == 100_000 - 2 * cheap_cost - 3 * pricey_cost - alias_cost
+            assert row.total_requests == 7
     finally:
         await cheap_runner.cleanup()
         await pricey_runner.cleanup()

@@ -51,7 +51,12 @@ def test_fee_is_a_markup_rounded_up():
 
 def test_route_is_cheapest_first_and_skips_providers_on_cooldown():
     a, b, c = _provider("a", "0.2"), _provider("b", "0.05"), _provider("c", "0", models=["other"])
-    assert [p.name for p in route([a, b, c], "m")] == ["b", "a"]
+    assert [(p.name, m) for p, m in route([a, b, c], "m")] == [("b", "m"), ("a", "m")]
     b.breaker.failures = b.breaker.threshold
     b.breaker.open_until = float("inf")
-    assert [p.name for p in route([a, b, c], "m")] == ["a"]
+    assert [p.name for p, _ in route([a, b, c], "m")] == ["a"]
+    # an alias offers each target's providers, cheapest first, the alias order breaking ties
+    assert [(p.name, m) for p, m in route([a, c], "fast", {"fast": ("other", "m")})] == [
+        ("c", "other"),
+        ("a", "m"),
+    ]
