@@ -56,6 +56,7 @@ def test_route_is_cheapest_first_and_skips_providers_on_cooldown():
     b.breaker.open_until = float("inf")
     assert [p.name for p, _ in route([a, b, c], "m")] == ["a"]
     # an alias offers each target's providers, cheapest first, the alias order breaking ties
+    a.listed = frozenset({"m"})  # what its /models said
     assert [(p.name, m) for p, m in route([a, c], "fast", {"fast": ("other", "m")})] == [
         ("c", "other"),
         ("a", "m"),
