@@ -491,7 +491,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"routstr benchmark — {meta['date']} — {meta['nproc']} cores, {meta['cpu']}, "
         f"Python {meta['python']}, aiohttp {meta['aiohttp']}, {meta['wrk']}, "
-        f"node at commit {meta['git_commit']}"
+        f"node at commit {meta['git_commit']}, {meta.get('providers', 1)} provider(s) configured"
         + (
             f" plus uncommitted changes to {', '.join(meta['routstr_uncommitted'])}"
             if meta["routstr_uncommitted"]
@@ -637,6 +637,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", type=Path, metavar="DIR", help="also py-spy the node during an extra c=50 json run"
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
+    p.add_argument(
+        "--providers",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="2: configure a second provider (a dearer one on the same fake upstream) so routing runs too",
+    )
     return p.parse_args(argv)
 
 
@@ -727,6 +734,13 @@ def run(
         PORT=str(node_port),
     )
     routstr_bin = Path(py).parent / "routstr"
+    if args.providers == 2:
+        providers = tmp / "providers.toml"
+        providers.write_text(
+            f'[[providers]]\nname = "second"\nbase_url = "{upstream_base}"\n'
+            'api_key = "sk-bench-upstream"\nfee = 0.1\n'
+        )
+        node_env["PROVIDERS_FILE"] = str(providers)
     node_cmd = [str(routstr_bin), "serve"] if routstr_bin.exists() else [py, "-m", "routstr", "serve"]
     node = procs.spawn("node", node_cmd, node_env, tmp)  # cwd=tmp: no stray ./.env is read
     node_url = f"http://{HOST}:{node_port}"
@@ -888,7 +902,7 @@ def run(
         },
     ]
     return {
-        "meta": machine_meta(args.duration, load_before),
+        "meta": {**machine_meta(args.duration, load_before), "providers": args.providers},
         "request": {"model": MODEL, "max_tokens": MAX_TOKENS, "prompt": PROMPT},
         "urls": urls,
         "points": [asdict(p) for p in points],
