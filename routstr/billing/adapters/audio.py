@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from routstr.billing.adapter import RequestFacts
-from routstr.billing.adapters.images import ImageGenerations
+from routstr.billing.adapters.unstreamed import Unstreamed
 from routstr.core.errors import InvalidRequest
 from routstr.core.uploads import UploadedFile
 from routstr.core.usage import Usage
@@ -14,8 +14,8 @@ from routstr.core.usage import Usage
 JSON_FORMATS = ("json", "verbose_json")
 
 
-class AudioTranscriptions(ImageGenerations):
-    """Per-request pricing like images; the difference is the body (an upload) and the answer."""
+class AudioTranscriptions(Unstreamed):
+    """Priced per request like images; the body is an upload."""
 
     upstream_path = "/audio/transcriptions"
     form_body = True

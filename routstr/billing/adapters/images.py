@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from routstr.billing.adapter import PassThrough, RequestFacts
-from routstr.billing.adapters.common import put_cost, require_model
+from routstr.billing.adapter import RequestFacts
+from routstr.billing.adapters.common import require_model
+from routstr.billing.adapters.unstreamed import Unstreamed
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 
 MAX_IMAGES = 10
 
 
-class ImageGenerations(PassThrough):
+class ImageGenerations(Unstreamed):
     upstream_path = "/images/generations"
 
     def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
@@ -36,27 +37,6 @@ class ImageGenerations(PassThrough):
             requests=n,
         )
 
-    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
-        return None
-
-    def prepare_stream(self, body: dict[str, Any]) -> bool:
-        return False
-
     def usage(self, response: dict[str, Any]) -> Usage | None:
         data = response.get("data")
         return Usage(0, 0, requests=len(data)) if isinstance(data, list) else None  # the images delivered
-
-    def may_carry_usage(self, data: bytes) -> bool:
-        return False
-
-    def event_text_bytes(self, event: dict[str, Any]) -> int:
-        return 0
-
-    def delivered_bytes(self, response: dict[str, Any]) -> int:
-        return 0
-
-    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
-        return False
-
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        put_cost(obj, cost_msat)

@@ -1,0 +1,31 @@
+"""What adapters of endpoints that neither stream nor generate text (embeddings, images, audio) share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routstr.billing.adapter import PassThrough
+from routstr.billing.adapters.common import put_cost
+
+
+class Unstreamed(PassThrough):
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        return None
+
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
+        return False
+
+    def may_carry_usage(self, data: bytes) -> bool:
+        return False
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        return 0
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        return 0
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        return False
+
+    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+        put_cost(obj, cost_msat)
