@@ -73,6 +73,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
                 _pooled_session(),  # one pool per provider: a slow one cannot starve the others
                 settings.upstream_connect_timeout_s,
                 settings.upstream_read_timeout_s,
+                spec.kind,
             ),
             Breaker(settings.provider_failures_to_open, settings.provider_cooldown_s),
         )

@@ -81,10 +81,8 @@ def load_providers(
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("base_url"):
             raise ConfigError(f"{where}: needs a name and a base_url")
         kind = entry.get("type", "openai")
-        if kind != "openai":
-            raise ConfigError(
-                f"{where}: type {kind!r} is not supported yet; use an OpenAI-compatible base_url"
-            )
+        if kind not in ("openai", "anthropic"):
+            raise ConfigError(f"{where}: type must be openai (any OpenAI-compatible API) or anthropic")
         key = entry.get("api_key") or env.get(str(entry.get("api_key_env", "")), "")
         try:
             fee = Decimal(str(entry.get("fee", 0)))
@@ -100,6 +98,7 @@ def load_providers(
                 api_key=str(key),
                 fee=fee,
                 models=frozenset(str(m) for m in models) if isinstance(models, list) else None,
+                kind=kind,
             )
         )
     if len({s.name for s in specs}) != len(specs):

@@ -44,6 +44,12 @@ request_sats = 40
 prompt_sats_per_mtok = 0
 request_sats = 3
 
+[models."claude-haiku-4-5"]
+prompt_sats_per_mtok = 1000
+completion_sats_per_mtok = 5000
+cached_prompt_sats_per_mtok = 100
+cache_write_sats_per_mtok = 1250
+
 [models."gpt-4o"]
 prompt_usd_per_mtok = 2.5
 completion_usd_per_mtok = 10

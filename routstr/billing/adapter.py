@@ -7,7 +7,7 @@ cap and prepare it, where the usage is, and how to show the user what the reques
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from routstr.core.usage import Usage
 
@@ -77,6 +77,19 @@ class EndpointAdapter(Protocol):
         """None when the upstream's events go to the client as they are."""
         ...
 
+    def for_kind(self, kind: str) -> EndpointAdapter | None:
+        """The adapter that talks to a provider of this kind, or None if such a provider cannot serve
+        the endpoint (e.g. an Anthropic provider and chat completions)."""
+        ...
+
+    def merge_usage(self, earlier: Usage | None, later: Usage) -> Usage:
+        """Usage from a later stream event, combined with what earlier ones said."""
+        ...
+
+    def is_end_event(self, payload: bytes) -> bool:
+        """The stream's last event (``[DONE]``, ``message_stop``): sent after the usage and its cost."""
+        ...
+
 
 class StreamTranslator(Protocol):
     def feed(self, events: bytes) -> bytes:
@@ -89,7 +102,7 @@ class StreamTranslator(Protocol):
 
 
 class PassThrough:
-    """The translation hooks of an adapter whose client and upstream speak the same dialect."""
+    """The hooks of an adapter whose client and upstream speak the same (OpenAI) dialect."""
 
     form_body = False
 
@@ -101,3 +114,12 @@ class PassThrough:
 
     def stream_translator(self, model: str) -> StreamTranslator | None:
         return None
+
+    def for_kind(self, kind: str) -> EndpointAdapter | None:
+        return cast("EndpointAdapter", self) if kind == "openai" else None
+
+    def merge_usage(self, earlier: Usage | None, later: Usage) -> Usage:
+        return later
+
+    def is_end_event(self, payload: bytes) -> bool:
+        return payload == b"[DONE]"

@@ -22,7 +22,7 @@ from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.adapters.common import cost_object
 from routstr.billing.auth import Authenticator
 from routstr.billing.body import read_form_body, read_json_body
-from routstr.billing.stream import DONE, SseMeter
+from routstr.billing.stream import SseMeter
 from routstr.core import failpoints
 from routstr.core.errors import (
     ApiError,
@@ -91,7 +91,11 @@ class Pipeline:
         facts = adapter.inspect(body, size)
         key_id = await self.auth.key_id(bearer)
         base = self.catalogue.price(facts.model)
-        candidates = route(self.providers, facts.model, self.aliases)
+        candidates = [
+            (p, m)
+            for p, m in route(self.providers, facts.model, self.aliases)
+            if adapter.for_kind(p.spec.kind)
+        ]
         if not candidates:
             raise ServiceUnavailable(
                 f"No provider can serve {facts.model!r} right now (all are cooling down after failures)"
@@ -121,14 +125,11 @@ class Pipeline:
         candidates: list[tuple[Provider, str]],
         base: ModelPrice,
     ) -> web.StreamResponse:
-        upstream_body = adapter.to_upstream(body)
-        if held.facts.stream:
-            adapter.prepare_stream(upstream_body)
-        resp = await self._first_answer(request, adapter, upstream_body, held, candidates, base)
+        resp, speaker = await self._first_answer(request, adapter, body, held, candidates, base)
         try:
             if held.facts.stream and resp.content_type == "text/event-stream":
-                return await self._relay_stream(request, resp, held, adapter)
-            return await self._relay_json(resp, held, adapter)
+                return await self._relay_stream(request, resp, held, speaker)
+            return await self._relay_json(resp, held, speaker)
         finally:
             resp.release()
 
@@ -136,22 +137,25 @@ class Pipeline:
         self,
         request: web.Request,
         adapter: EndpointAdapter,
-        upstream_body: dict[str, Any],
+        body: dict[str, Any],
         held: Held,
         candidates: list[tuple[Provider, str]],
         base: ModelPrice,
-    ) -> aiohttp.ClientResponse:
+    ) -> tuple[aiohttp.ClientResponse, EndpointAdapter]:
         """Try the providers in order until one answers; retryable failures move on, a 4xx the request
-        caused does not. The request is then priced at the provider that answered."""
+        caused does not. The request is then priced at the provider that answered, and read by the
+        adapter for that provider's kind (e.g. Anthropic native or translated)."""
         error: ApiError | None = None
         for provider, model in candidates:
+            speaker = adapter.for_kind(provider.spec.kind)
+            assert speaker is not None  # filtered by run()
+            payload = speaker.to_upstream(body if body.get("model") == model else {**body, "model": model})
+            if held.facts.stream:
+                speaker.prepare_stream(payload)
             provider.breaker.attempt()
-            payload = (
-                upstream_body if upstream_body.get("model") == model else {**upstream_body, "model": model}
-            )
             try:
                 resp = await provider.client.post(
-                    adapter.upstream_path, payload, request.headers, form=adapter.form_body
+                    speaker.upstream_path, payload, request.headers, form=speaker.form_body
                 )
             except UpstreamError as e:  # no connection, or no answer in time
                 provider.breaker.failure()
@@ -160,7 +164,7 @@ class Pipeline:
             if resp.status < 400:
                 provider.breaker.success()
                 held.price = provider.price(base)
-                return resp
+                return resp, speaker
             raw_err = await resp.read()
             resp.release()
             error = upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
@@ -319,7 +323,7 @@ class Pipeline:
             adapter.attach_cost(meter.usage_event, cost)
             tail = meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
         if meter.done and translator is None:
-            tail += DONE
+            tail += meter.end_event
         try:
             await out.write_eof(tail)  # the usage (with its cost), [DONE] and the end in one write
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):

@@ -24,6 +24,7 @@ class SseMeter:
         self.usage_event: dict[str, Any] | None = None  # held back, sent last with the cost in it
         self.usage_event_prefix = b""  # its lines before ``data:`` (e.g. ``event: response.completed``)
         self.done = False
+        self.end_event = DONE  # the stream's last event, sent after the usage
         self._buf = b""
         self._sent: list[bytes] = []
 
@@ -34,6 +35,7 @@ class SseMeter:
             and chunk.endswith(b"\n\n")
             and b"\r" not in chunk
             and b"[DONE]" not in chunk
+            and b"message_stop" not in chunk
             and not self.adapter.may_carry_usage(chunk)
         ):
             self._sent.append(chunk)  # whole events, none with usage: pass on as they are (the common case)
@@ -49,8 +51,9 @@ class SseMeter:
                 continue
             prefix, payload = _split_event(ev)
             if payload is not None:
-                if payload == b"[DONE]":
+                if self.adapter.is_end_event(payload):
                     self.done = True
+                    self.end_event = ev + b"\n\n"
                     continue
                 if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
                     self.usage_event_prefix = prefix
@@ -70,7 +73,7 @@ class SseMeter:
         u = self.adapter.usage(obj)
         if u is None:
             return False
-        self.usage = u
+        self.usage = self.adapter.merge_usage(self.usage, u)
         if self.adapter.is_usage_only_event(obj):
             self.usage_event = obj
             return True

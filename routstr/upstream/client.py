@@ -15,6 +15,7 @@ import orjson
 from routstr.core.errors import UpstreamError
 from routstr.core.uploads import UploadedFile
 
+ANTHROPIC_VERSION = "2023-06-01"  # sent unless the client names its own
 FORWARDED_HEADERS = ("accept", "openai-beta", "anthropic-version", "anthropic-beta")
 
 
@@ -26,10 +27,15 @@ class Upstream:
         session: aiohttp.ClientSession,
         connect_timeout_s: float,
         read_timeout_s: float,
+        kind: str = "openai",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.kind = kind
+        if kind == "anthropic":
+            self._auth = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION} if api_key else {}
+        else:
+            self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
         )

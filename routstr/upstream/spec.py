@@ -15,3 +15,4 @@ class ProviderSpec:
     api_key: str = ""
     fee: Decimal = Decimal(0)  # 0.05 = the listed price + 5%
     models: frozenset[str] | None = None  # None: whatever its /models lists
+    kind: str = "openai"  # "openai" (OpenAI-compatible) or "anthropic" (Anthropic's Messages API)

@@ -127,5 +127,8 @@ def test_providers_file(tmp_path: Path):
     both = load_settings({**BASE, "PROVIDERS_FILE": str(f), "A_KEY": "k"}, env_file=None)
     assert [p.name for p in both.providers] == ["upstream", "a"]  # UPSTREAM_BASE_URL stays a shortcut
     f.write_text('[[providers]]\nname = "x"\nbase_url = "http://h/v1"\ntype = "anthropic"\n')
-    with pytest.raises(ConfigError, match="not supported yet"):
+    anth = load_settings({"CASHU_MINTS": "https://m", "PROVIDERS_FILE": str(f)}, env_file=None)
+    assert anth.providers[0].kind == "anthropic"
+    f.write_text('[[providers]]\nname = "x"\nbase_url = "http://h/v1"\ntype = "gemini"\n')
+    with pytest.raises(ConfigError, match="type must be openai"):
         load_settings({"CASHU_MINTS": "https://m", "PROVIDERS_FILE": str(f)}, env_file=None)

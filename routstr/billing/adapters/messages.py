@@ -3,13 +3,15 @@ OpenAI-type upstream: the request, the answer and its stream are translated (rou
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from routstr.billing.adapter import RequestFacts, StreamTranslator
+from routstr.billing.adapter import EndpointAdapter, RequestFacts, StreamTranslator
 from routstr.billing.adapters.chat import ChatCompletions
 from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag, text_bytes
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
+from routstr.core.usage_dialects import anthropic
 from routstr.dialects.anthropic_chat import StreamToAnthropic, message_from_chat, request_to_chat
 
 
@@ -49,3 +51,70 @@ class AnthropicMessages(ChatCompletions):
 
     def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
         put_cost(obj, cost_msat)
+
+    def for_kind(self, kind: str) -> EndpointAdapter | None:
+        """Translated for OpenAI-type providers, forwarded as it is to Anthropic ones."""
+        return self if kind == "openai" else NATIVE if kind == "anthropic" else None
+
+
+class AnthropicNative(AnthropicMessages):
+    """The same endpoint on an Anthropic-type provider: forwarded as it is, metered in its own dialect.
+
+    Usage comes in two parts in a stream (input in ``message_start``, output in ``message_delta``);
+    ``message_delta`` is held back and sent with the cost, then ``message_stop``.
+    """
+
+    upstream_path = "/messages"
+
+    def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def prepare_stream(self, body: dict[str, Any]) -> bool:
+        return False  # Anthropic streams always carry usage
+
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        kind = response.get("type")
+        if kind == "message_start":
+            message = response.get("message")
+            return anthropic(message.get("usage")) if isinstance(message, dict) else None
+        if kind == "message_delta":
+            u = response.get("usage")
+            out = u.get("output_tokens") if isinstance(u, dict) else None
+            return Usage(0, out) if isinstance(out, int) else None
+        return anthropic(response.get("usage"))
+
+    def merge_usage(self, earlier: Usage | None, later: Usage) -> Usage:
+        if earlier is None:
+            return later
+        return replace(earlier, completion_tokens=later.completion_tokens or earlier.completion_tokens)
+
+    def may_carry_usage(self, data: bytes) -> bool:
+        return b'"message_start"' in data or b'"message_delta"' in data
+
+    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
+        return event.get("type") == "message_delta"
+
+    def is_end_event(self, payload: bytes) -> bool:
+        return payload.startswith(b'{"type":"message_stop"') or payload == b'{"type": "message_stop"}'
+
+    def event_text_bytes(self, event: dict[str, Any]) -> int:
+        delta = event.get("delta")
+        if event.get("type") == "content_block_delta" and isinstance(delta, dict):
+            text = delta.get("text")
+            return len(text.encode()) if isinstance(text, str) else 0
+        return 0
+
+    def delivered_bytes(self, response: dict[str, Any]) -> int:
+        return text_bytes(response.get("content"))
+
+    def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+        return obj
+
+    def stream_translator(self, model: str) -> StreamTranslator | None:
+        return None
+
+    def for_kind(self, kind: str) -> EndpointAdapter | None:
+        return self if kind == "anthropic" else None
+
+
+NATIVE = AnthropicNative()
