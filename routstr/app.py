@@ -74,6 +74,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
                 settings.upstream_connect_timeout_s,
                 settings.upstream_read_timeout_s,
                 spec.kind,
+                settings.upstream_total_timeout_s,
             ),
             Breaker(settings.provider_failures_to_open, settings.provider_cooldown_s),
         )

@@ -54,7 +54,8 @@ class Settings:
     provider_failures_to_open: int = 3  # consecutive retryable failures that put a provider on cooldown
     provider_cooldown_s: int = 30
     upstream_connect_timeout_s: float = 10.0
-    upstream_read_timeout_s: float = 300.0
+    upstream_read_timeout_s: float = 300.0  # the longest silence between two chunks
+    upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
     mint_timeout_s: float = 20.0
     log_level: str = "INFO"
 
@@ -261,6 +262,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         provider_cooldown_s=_int(env, "PROVIDER_COOLDOWN_SECONDS", 30, minimum=1),
         upstream_connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
         upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
+        upstream_total_timeout_s=_float(env, "UPSTREAM_TOTAL_TIMEOUT", 1800.0),
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),
         log_level=level,
     )

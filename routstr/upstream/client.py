@@ -28,6 +28,7 @@ class Upstream:
         connect_timeout_s: float,
         read_timeout_s: float,
         kind: str = "openai",
+        total_timeout_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
@@ -37,7 +38,10 @@ class Upstream:
         else:
             self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+            total=total_timeout_s,
+            connect=connect_timeout_s,
+            sock_connect=connect_timeout_s,
+            sock_read=read_timeout_s,
         )
 
     def headers_for(self, incoming: Any, form: bool = False) -> dict[str, str]:
