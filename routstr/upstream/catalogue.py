@@ -42,6 +42,9 @@ class Catalogue:
 
     def price(self, model: str) -> ModelPrice:
         """The model's price now; a USD price with no fresh BTC/USD rate is a 503, never a guess."""
+        cached = self._resolved.get(model)
+        if cached is not None and cached[0] is None:
+            return cached[1]  # priced in sats: no rate to check (the hot path)
         spec = self.prices.spec_for(model)
         rate: Decimal | None = None
         if spec.currency == "usd":
@@ -49,7 +52,6 @@ class Catalogue:
                 rate = self.btc_usd()
             except StaleRate as e:
                 raise ServiceUnavailable(str(e), code="btc_usd_rate_stale") from None
-        cached = self._resolved.get(model)
         if cached is not None and cached[0] == rate:
             return cached[1]
         p = spec.resolve(rate)

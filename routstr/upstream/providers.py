@@ -24,6 +24,7 @@ class Provider:
     client: Upstream
     breaker: Breaker = field(default_factory=Breaker)
     listed: frozenset[str] = frozenset()  # from its /models, refreshed in the background
+    _priced: dict[ModelPrice, ModelPrice] = field(default_factory=dict)  # listed price -> with the fee
 
     @property
     def name(self) -> str:
@@ -38,6 +39,14 @@ class Provider:
         """The listed price with this provider's fee on top (rounded up to the msat per Mtok)."""
         if not self.spec.fee:
             return base
+        priced = self._priced.get(base)
+        if priced is None:
+            if len(self._priced) > 1024:  # USD prices change with the rate: keep the cache small
+                self._priced.clear()
+            priced = self._priced[base] = self._with_fee(base)
+        return priced
+
+    def _with_fee(self, base: ModelPrice) -> ModelPrice:
         f = 1 + self.spec.fee
 
         def up(v: int | None) -> int | None:
