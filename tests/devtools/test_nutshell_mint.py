@@ -64,7 +64,7 @@ def test_bad_token_is_an_error_not_a_crash(wallet: TestWallet, mint: NutshellMin
         wallet.receive("cashuBnot-a-token")
     with pytest.raises(WalletWorkerError, match="cannot load the keysets"):
         wallet.balance("http://127.0.0.1:1")  # nothing listens there
-    assert wallet.balance(mint.url) >= 0
+    assert isinstance(wallet.balance(mint.url), int)  # the worker still answers after both errors
 
 
 def test_send_latency(mint: NutshellMint, wallet: TestWallet) -> None:

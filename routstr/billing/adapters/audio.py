@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from routstr.billing.adapter import RequestFacts
-from routstr.billing.adapters.unstreamed import Unstreamed
+from routstr.billing.adapters.unstreamed import Unstreamed, per_request
 from routstr.core.errors import InvalidRequest
 from routstr.core.uploads import UploadedFile
 from routstr.core.usage import Usage
@@ -33,16 +33,7 @@ class AudioTranscriptions(Unstreamed):
             )
         if body.get("stream") in ("true", "True", "1"):
             raise InvalidRequest("transcriptions are not streamed by this node", details={"param": "stream"})
-        return RequestFacts(
-            model=model,
-            stream=False,
-            prompt_bound_tokens=0,
-            prompt_text_bytes=0,
-            requested_max_output=None,
-            wants_stream_usage=False,
-            has_output=False,
-            requests=1,
-        )
+        return per_request(model, 1)
 
     def usage(self, response: dict[str, Any]) -> Usage | None:
         return Usage(0, 0, requests=1) if isinstance(response.get("text"), str) else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from routstr.billing.adapter import RequestFacts
 from routstr.billing.adapters.common import require_model
-from routstr.billing.adapters.unstreamed import Unstreamed
+from routstr.billing.adapters.unstreamed import Unstreamed, per_request
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 
@@ -26,16 +26,7 @@ class ImageGenerations(Unstreamed):
             raise InvalidRequest(f"'n' must be between 1 and {MAX_IMAGES}", details={"param": "n"})
         if body.get("stream"):
             raise InvalidRequest("image generation is not streamed by this node", details={"param": "stream"})
-        return RequestFacts(
-            model=model,
-            stream=False,
-            prompt_bound_tokens=0,
-            prompt_text_bytes=0,
-            requested_max_output=None,
-            wants_stream_usage=False,
-            has_output=False,
-            requests=n,
-        )
+        return per_request(model, n)
 
     def usage(self, response: dict[str, Any]) -> Usage | None:
         data = response.get("data")

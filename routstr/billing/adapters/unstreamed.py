@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routstr.billing.adapter import PassThrough
+from routstr.billing.adapter import PassThrough, RequestFacts
 from routstr.billing.adapters.common import put_cost
 
 
@@ -29,3 +29,17 @@ class Unstreamed(PassThrough):
 
     def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
         put_cost(obj, cost_msat)
+
+
+def per_request(model: str, units: int) -> RequestFacts:
+    """A request priced only per unit (images, transcriptions): no tokens in, none out."""
+    return RequestFacts(
+        model=model,
+        stream=False,
+        prompt_bound_tokens=0,
+        prompt_text_bytes=0,
+        requested_max_output=None,
+        wants_stream_usage=False,
+        has_output=False,
+        requests=units,
+    )
