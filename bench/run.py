@@ -398,14 +398,14 @@ def balance_info(node: str, api_key: str) -> dict[str, Any]:
 
 
 def profile_node(
-    pid: int, url: str, script: Path, duration: int, out_dir: Path
+    pid: int, url: str, script: Path, duration: int, out_dir: Path, stream: bool
 ) -> tuple[Point, dict[str, Any]]:
-    """Record the node with py-spy during an extra c=50 non-streaming run (not part of the table)."""
+    """Record the node with py-spy during an extra c=50 run (not part of the table)."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
         raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
     out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / "node-c50.collapsed.txt"
+    raw = out_dir / f"node-c50-{'stream' if stream else 'json'}.collapsed.txt"
     secs, rate = max(int(duration) - 2, 2), 200
     # --gil: only samples of the thread holding the GIL, i.e. where the interpreter spends CPU
     # (without it this VM's idle waits -- epoll, queue.get of the aiosqlite thread -- fill the profile)
@@ -414,7 +414,7 @@ def profile_node(
         [*cmd, "-o", str(raw), "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        point = run_wrk(url, script, "node", False, 50, duration, pid)
+        point = run_wrk(url, script, "node", stream, 50, duration, pid)
     finally:
         try:
             _, err = spy.communicate(timeout=30)
@@ -424,7 +424,12 @@ def profile_node(
     if not raw.exists():
         raise RuntimeError(f"py-spy wrote no profile: {err.decode(errors='replace')}")
     point.warmup = True  # not in the table: py-spy takes CPU from the same two cores
-    info: dict[str, Any] = {"rps_while_profiled": point.rps, "raw": str(raw), **hotspots(raw)}
+    info: dict[str, Any] = {
+        "rps_while_profiled": point.rps,
+        "mode": "stream" if stream else "json",
+        "raw": str(raw),
+        **hotspots(raw),
+    }
     info["gil_busy_pct"] = round(100 * info["samples"] / (secs * rate), 1)
     return point, info
 
@@ -569,7 +574,8 @@ def markdown(results: dict[str, Any]) -> str:
     if prof:
         lines += [
             "",
-            f"py-spy --gil on the node during an extra c=50 json run ({fmt(prof['rps_while_profiled'], 0)} "
+            f"py-spy --gil on the node during an extra c=50 {prof.get('mode', 'json')} run "
+            f"({fmt(prof['rps_while_profiled'], 0)} "
             f"req/s while profiled; GIL held in {prof['gil_busy_pct']}% of samples). Where the samples' "
             "stacks start: "
             + ", ".join(f"{k} {v}%" for k, v in prof["roots_pct"])
@@ -634,7 +640,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ttfb-requests", type=int, default=300, help="sequential TTFB requests per target")
     p.add_argument("--output", type=Path, default=RESULTS, help="raw results JSON")
     p.add_argument(
-        "--profile", type=Path, metavar="DIR", help="also py-spy the node during an extra c=50 json run"
+        "--profile", type=Path, metavar="DIR", help="also py-spy the node during an extra c=50 run"
+    )
+    p.add_argument(
+        "--profile-mode", choices=("json", "stream"), default="json", help="what the profiled run sends"
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument(
@@ -811,9 +820,14 @@ def run(
 
     profile: dict[str, Any] | None = None
     if args.profile:
-        say(f"profiling the node with py-spy during an extra c=50 json run ({args.duration:g} s) ...")
-        prof_script = scripts["node", False]
-        prof_point, profile = profile_node(node.pid, urls["node"], prof_script, args.duration, args.profile)
+        stream = args.profile_mode == "stream"
+        say(
+            f"py-spy on the node during an extra c=50 {args.profile_mode} run ({args.duration:g} s) ..."
+        )
+        prof_script = scripts["node", stream]
+        prof_point, profile = profile_node(
+            node.pid, urls["node"], prof_script, args.duration, args.profile, stream
+        )
         node_points.append(prof_point)
         top = ", ".join(f"{f} {pct}%" for f, pct in profile["self_pct"][:8])
         say(f"  {prof_point.rps:,.0f} req/s while profiled; top self time: {top}")
