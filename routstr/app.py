@@ -17,6 +17,7 @@ from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
+from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import accounts, ledger_ops
@@ -80,12 +81,20 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         )
         for spec in settings.providers
     ]
+    refunder = Refunder(db, mints)
+    xcashu = XCashu(db, mints, redeemer, refunder, secret)
     pipeline = Pipeline(
-        db, auth, catalogue, providers, settings.max_body_bytes, settings.reservation_ttl_s, settings.aliases
+        db,
+        auth,
+        catalogue,
+        providers,
+        settings.max_body_bytes,
+        settings.reservation_ttl_s,
+        xcashu,
+        settings.aliases,
+        settings.missing_key_status,
     )
-    return Node(
-        settings, db, mints, redeemer, Refunder(db, mints), auth, catalogue, providers, pipeline, rates
-    )
+    return Node(settings, db, mints, redeemer, refunder, auth, catalogue, providers, pipeline, rates, xcashu)
 
 
 def _pooled_session() -> aiohttp.ClientSession:

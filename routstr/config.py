@@ -57,6 +57,7 @@ class Settings:
     upstream_read_timeout_s: float = 300.0  # the longest silence between two chunks
     upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
     mint_timeout_s: float = 20.0
+    missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
 
     @property
@@ -182,6 +183,13 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
 
 
+def _missing_key_status(env: Mapping[str, str]) -> int:
+    status = _int(env, "MISSING_KEY_STATUS", 401)
+    if status not in (401, 402):
+        raise ConfigError(f"MISSING_KEY_STATUS={status} must be 401 (OpenAI SDKs) or 402 (NUT-24 wallets)")
+    return status
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """Read settings; the process environment wins over ``.env``."""
     env: dict[str, str] = {}
@@ -264,5 +272,6 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
         upstream_total_timeout_s=_float(env, "UPSTREAM_TOTAL_TIMEOUT", 1800.0),
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),
+        missing_key_status=_missing_key_status(env),
         log_level=level,
     )

@@ -83,6 +83,13 @@ def mint_url(mint: NutshellMint) -> str:
 
 
 @pytest.fixture(scope="session")
+def fee_mint(nutshell_python: Path) -> Iterator[NutshellMint]:
+    """A second mint, one that charges an input fee (NUT-02): 1 sat per proof spent."""
+    with NutshellMint("node-fee", input_fee_ppk=1000) as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
 def wallet(nutshell_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestWallet]:
     with TestWallet(tmp_path_factory.mktemp("wallet")) as w:
         yield w

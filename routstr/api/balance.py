@@ -12,6 +12,7 @@ from aiohttp import web
 from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
+from routstr.billing.xcashu import xcashu_value
 from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.keys import SK_PREFIX, key_hash
 from routstr.storage import accounts
@@ -94,19 +95,27 @@ async def topup(request: web.Request) -> web.Response:
 
 
 async def refund(request: web.Request) -> web.Response:
+    """A key's balance as a Cashu token; with ``X-Cashu: <token>``, the change of the request that
+    token paid for (handed out again if it was already: a lost stream must not lose the change)."""
     node = request.app[NODE]
-    key = await _key(node, request)
-    r = await node.refunder.refund(key.id)
-    async with node.db.read() as conn:
-        after = await accounts.key_by_id(conn, key.id)
-    assert after is not None
+    paid_with = xcashu_value(request.headers)
+    if paid_with is not None:
+        r = await node.xcashu.retrieve(paid_with)
+        balance = 0
+    else:
+        key = await _key(node, request)
+        r = await node.refunder.refund(key.id)
+        async with node.db.read() as conn:
+            after = await accounts.key_by_id(conn, key.id)
+        assert after is not None
+        balance = after.balance_msat
     out: dict[str, Any] = {
         "token": r.token,
         "amount": r.amount,
         "unit": r.unit,
         "mint": r.mint_url,
         "msats": r.debited_msat,
-        "balance": after.balance_msat,
+        "balance": balance,
     }
     if r.unit == "sat":
         out["sats"] = r.amount

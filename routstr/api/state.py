@@ -8,6 +8,7 @@ from aiohttp import web
 
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
+from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage.db import Database
@@ -30,6 +31,7 @@ class Node:
     providers: list[Provider]
     pipeline: Pipeline
     rates: BtcUsdFeed
+    xcashu: XCashu
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)

@@ -61,8 +61,8 @@ class EndpointAdapter(Protocol):
         (dropped if the client did not ask for usage)."""
         ...
 
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        """Put the cost where the user sees it (``usage.cost``)."""
+    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
+        """Put the cost object (``cost_object``) where the user sees it: ``usage.cost``."""
         ...
 
     def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from routstr.core.errors import AuthenticationFailed
+from routstr.core.errors import ApiError, AuthenticationFailed, PaymentRequired
 from routstr.core.keys import bearer_kind, key_hash
 from routstr.storage import accounts
 from routstr.storage.db import Database
@@ -32,6 +32,14 @@ def bearer_value(headers: Mapping[str, str]) -> str | None:
     return api_key.strip() if api_key and api_key.strip() else None
 
 
+def missing_key(status: int = 401) -> ApiError:
+    """No key and no token. 401 is what OpenAI SDKs expect; NUT-24 wallets look for a 402."""
+    how = "send 'Authorization: Bearer sk-…', a Cashu token as the key, or a Cashu token in X-Cashu"
+    if status == 402:
+        return PaymentRequired(f"Payment required: {how}")
+    return AuthenticationFailed(f"Missing API key: {how}")
+
+
 class Authenticator:
     def __init__(self, db: Database, mints: MintRegistry, redeemer: Redeemer, secret: bytes) -> None:
         self.db = db
@@ -41,12 +49,15 @@ class Authenticator:
         self._ids: OrderedDict[str, int] = OrderedDict()
 
     def require_bearer(self, headers: Any) -> str:
-        value = bearer_value(headers)
+        value = self.bearer(headers)
         if value is None:
-            raise AuthenticationFailed(
-                "Missing API key: send 'Authorization: Bearer sk-…' or a Cashu token (cashuA…/cashuB…)"
-            )
-        if bearer_kind(value) is None:
+            raise missing_key()
+        return value
+
+    def bearer(self, headers: Any) -> str | None:
+        """The bearer value if there is one (None if absent); a malformed one is refused."""
+        value = bearer_value(headers)
+        if value is not None and bearer_kind(value) is None:
             raise AuthenticationFailed("Invalid API key: expected an sk-… key or a Cashu token")
         return value
 

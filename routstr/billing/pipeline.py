@@ -20,9 +20,10 @@ from aiohttp import web
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.adapters.common import cost_object
-from routstr.billing.auth import Authenticator
+from routstr.billing.auth import Authenticator, missing_key
 from routstr.billing.body import read_form_body, read_json_body
 from routstr.billing.stream import SseMeter
+from routstr.billing.xcashu import OneShot, XCashu, xcashu_value
 from routstr.core import failpoints
 from routstr.core.errors import (
     ApiError,
@@ -56,6 +57,7 @@ class Held:
     price: ModelPrice
     facts: RequestFacts
     settled: bool = False
+    shot: OneShot | None = None  # paid by an X-Cashu token: its change goes back with the answer
 
 
 class Pipeline:
@@ -67,10 +69,14 @@ class Pipeline:
         providers: list[Provider],
         max_body: int,
         reservation_ttl_s: int,
+        xcashu: XCashu,
         aliases: Mapping[str, tuple[str, ...]] | None = None,
+        missing_key_status: int = 401,
     ) -> None:
         self.db = db
         self.auth = auth
+        self.xcashu = xcashu
+        self.missing_key_status = missing_key_status
         self.catalogue = catalogue
         self.providers = providers
         self.aliases = dict(aliases or {})  # public model id -> provider model ids
@@ -82,14 +88,14 @@ class Pipeline:
     async def run(
         self, request: web.Request, adapter: EndpointAdapter, request_id: str, ref: str
     ) -> web.StreamResponse:
-        bearer = self.auth.require_bearer(request.headers)
+        token = xcashu_value(request.headers)
+        bearer = None if token else self.auth.bearer(request.headers)  # X-Cashu, if sent, pays
         if adapter.form_body:
             size, body = await read_form_body(request, self.max_body)
         else:
             raw, body = await read_json_body(request, self.max_body)
             size = len(raw)
         facts = adapter.inspect(body, size)
-        key_id = await self.auth.key_id(bearer)
         base = self.catalogue.price(facts.model)
         candidates = [
             (p, m)
@@ -105,16 +111,45 @@ class Pipeline:
             )
         # reserve at the dearest candidate's price, so that falling back is always covered
         price = max((p for p, _ in candidates), key=lambda p: p.spec.fee).price(base)
+        if token is None and bearer is None:
+            raise self.xcashu.challenge(missing_key(self.missing_key_status), self._bounds(price, facts)[1])
+        shot = None
+        if token is not None:
+            shot = await self.xcashu.open(token, *self._bounds(price, facts))
+            key_id = shot.key_id
+        else:
+            assert bearer is not None
+            key_id = await self.auth.key_id(bearer)
         self.in_flight += 1
         try:
             held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
+            held.shot = shot
             try:
-                return await self._forward(request, adapter, body, held, candidates, base)
+                resp = await self._forward(request, adapter, body, held, candidates, base)
             finally:
                 if not held.settled:  # an error on our side: the user is not charged for it
                     await self._settle(held, None, 0)
+        except ApiError as e:
+            if shot is not None:  # the token was redeemed: all of it goes back, on the error too
+                e.headers.update((await self.xcashu.close(shot)).headers())
+            raise
         finally:
             self.in_flight -= 1
+        return resp
+
+    def _bounds(self, price: ModelPrice, facts: RequestFacts) -> tuple[int, int]:
+        """The least a request can cost (one output token when the node may cap the output) and
+        the most (what is reserved when the balance allows it)."""
+        units = facts.requests or 1
+        if facts.requests or not facts.has_output:
+            most = price.max_cost_msat(facts.prompt_bound_tokens, 0, units)
+            return most, most
+        most_out = facts.requested_max_output or self.catalogue.max_output(price)
+        least_out = facts.requested_max_output or 1
+        return (
+            price.max_cost_msat(facts.prompt_bound_tokens, least_out, units),
+            price.max_cost_msat(facts.prompt_bound_tokens, most_out, units),
+        )
 
     async def _forward(
         self,
@@ -259,8 +294,17 @@ class Pipeline:
         u = estimate_usage(held.facts.prompt_text_bytes, delivered_bytes)
         return u if held.facts.has_output else Usage(u.prompt_tokens, 0, estimated=True)
 
-    def _cost(self, held: Held, usage: Usage) -> int:
-        return held.price.usage_cost_msat(usage)
+    @staticmethod
+    def _cost(held: Held, usage: Usage) -> int:
+        cost = held.price.usage_cost_msat(usage)
+        return held.shot.charge(cost) if held.shot is not None else cost
+
+    async def _cost_object(self, held: Held, cost: int) -> dict[str, Any]:
+        """``usage.cost``; for an X-Cashu request the change is paid out now and shown in it too."""
+        if held.shot is None:
+            return cost_object(cost)
+        await self.xcashu.close(held.shot)
+        return {**cost_object(cost), **held.shot.cost_fields()}
 
     async def _relay_json(
         self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
@@ -278,12 +322,11 @@ class Pipeline:
         cost = self._cost(held, usage)
         await self._settle(held, usage, cost)
         obj = adapter.from_upstream(obj, usage)
-        adapter.attach_cost(obj, cost)
-        return web.Response(
-            body=orjson.dumps(obj),
-            content_type="application/json",
-            headers={COST_HEADER: str(cost), "X-Request-ID": held.request_id},
-        )
+        adapter.attach_cost(obj, await self._cost_object(held, cost))
+        headers = {COST_HEADER: str(cost), "X-Request-ID": held.request_id}
+        if held.shot is not None:
+            headers.update(held.shot.headers())
+        return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
 
     async def _relay_stream(
         self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
@@ -314,14 +357,21 @@ class Pipeline:
             await self._settle_stream(held, meter)
             raise
         cost = await self._settle_stream(held, meter)
-        if client_gone:
+        if client_gone:  # an X-Cashu change waits on its key for the retrieval route
             return out
         tail = b""
         if translator is not None:
-            tail = translator.finish(meter.usage, cost_object(cost))
-        elif meter.usage_event is not None and held.facts.wants_stream_usage:
-            adapter.attach_cost(meter.usage_event, cost)
+            tail = translator.finish(meter.usage, await self._cost_object(held, cost))
+        elif meter.usage_event is not None and (held.facts.wants_stream_usage or held.shot):
+            adapter.attach_cost(meter.usage_event, await self._cost_object(held, cost))
             tail = meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
+        elif held.shot is not None:  # no usage event to carry the change: an event of its own
+            change = {
+                "object": "x_cashu",
+                "choices": [],
+                "usage": {"cost": await self._cost_object(held, cost)},
+            }
+            tail = b"data: " + orjson.dumps(change) + b"\n\n"
         if meter.done and translator is None:
             tail += meter.end_event
         try:

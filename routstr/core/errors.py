@@ -63,6 +63,12 @@ class InsufficientBalance(ApiError):
         )
 
 
+class PaymentRequired(ApiError):
+    """NUT-24: pay with a Cashu token in ``X-Cashu`` (the payment request is in the same header)."""
+
+    status, type, code = 402, "insufficient_balance", "payment_required"
+
+
 class Forbidden(ApiError):
     status, type, code = 403, "forbidden", "forbidden"
 

@@ -23,3 +23,14 @@ def msat_to_unit_floor(msat: int, unit: str) -> int:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def whole_unit_charge(cost_msat: int, unit_msat: int) -> int:
+    """What a request paid in eCash of ``unit_msat`` is charged, so that its change is whole units.
+
+    Rounded down (in the user's favour), except that a request that cost anything costs at least
+    one unit: a sub-unit request is not free.
+    """
+    if cost_msat <= 0:
+        return 0
+    return max(unit_msat, cost_msat - cost_msat % unit_msat)

@@ -257,3 +257,15 @@ async def mark_collected(conn: AsyncConnection, swap_id: str) -> bool:
         update(swaps).where(swaps.c.id == swap_id, swaps.c.collected.is_(False)).values(collected=True)
     )
     return res.rowcount == 1
+
+
+async def latest_refund(conn: AsyncConnection, key_id: int) -> SwapRow | None:
+    """The key's most recent finished refund (its token may be handed out again: eCash is spent once)."""
+    q = (
+        select(*_SWAP_COLS)
+        .where(swaps.c.key_id == key_id, swaps.c.kind == "refund", swaps.c.state == DONE)
+        .order_by(swaps.c.created_at.desc(), swaps.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(q)).first()
+    return _swap(row) if row else None

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from routstr.cashu.errors import MintError, MintUnavailable, TokenError
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.nut12 import verify_dleq_proof
 from routstr.cashu.outputs import prepare_outputs
 from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
 from routstr.core import failpoints
@@ -123,7 +124,7 @@ class Redeemer:
             del self._inflight[slot]
 
     async def _redeem(self, token: Token, th: str, target: Target) -> Redeemed:
-        proofs, fees = await self._inputs_and_fee(token)
+        proofs, fees = await self.inputs_and_fee(token)
         amount = sum(p.amount for p in proofs) - fees
         if amount <= 0:
             raise TokenInvalid(
@@ -186,8 +187,11 @@ class Redeemer:
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
         return self._redeemed(outcome, token, fresh=True)
 
-    async def _inputs_and_fee(self, token: Token) -> tuple[list[Proof], int]:
+    async def inputs_and_fee(self, token: Token) -> tuple[list[Proof], int]:
         """The token's proofs with full keyset ids, and the mint's input fee for spending them.
+
+        Proofs that carry a DLEQ proof (NUT-12) must pass it: a mint signing with a key other than
+        the one it publishes could later refuse or trace them.
 
         A keyset the cached list does not know may be new at the mint: the list is fetched once more
         (at most once a minute per mint, so bad tokens cannot make us hammer it) before the token is
@@ -198,6 +202,7 @@ class Redeemer:
             try:
                 keysets = await (client.keysets() if attempt == 1 else client.refresh())
                 proofs: list[Proof] = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
+                await self._check_dleq(token.mint, proofs)
                 return proofs, fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
             except (TokenError, ValueError) as e:
                 now = asyncio.get_running_loop().time()
@@ -210,6 +215,20 @@ class Redeemer:
             except MintUnavailable as e:
                 raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}") from None
         raise AssertionError("unreachable")
+
+    async def _check_dleq(self, mint: str, proofs: list[Proof]) -> None:
+        for p in proofs:
+            if p.dleq is None or p.dleq.r is None:
+                continue
+            try:
+                key = (await self.mints.keyset(mint, p.id)).keys.get(p.amount)
+            except MintUnavailable as e:
+                raise ServiceUnavailable(f"Mint {mint} is unavailable: {e}") from None
+            if key is None or not verify_dleq_proof(p, key):
+                raise TokenInvalid(
+                    "Invalid Cashu token: a proof's DLEQ proof (NUT-12) does not verify "
+                    "against the mint's published key"
+                )
 
     async def _await_other(self, th: str, target: Target) -> Redeemed:
         """The token is (being) redeemed by another request: wait for it, and share the result only

@@ -24,6 +24,10 @@ from routstr.wallet.recovery import recover_swap, revert_refund
 from routstr.wallet.swaps import complete_swap, output_record
 
 
+class NothingToRefund(InvalidRequest):
+    """The balance is below one unit of the key's eCash, or below the mint's fee for paying it out."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refund:
     token: str
@@ -49,7 +53,7 @@ class Refunder:
         per_unit = UNIT_MSAT[key.unit]
         units = key.balance_msat // per_unit
         if units <= 0:
-            raise InvalidRequest(
+            raise NothingToRefund(
                 "Nothing to refund: the balance is below one " + key.unit,
                 details={"balance_msat": key.balance_msat, "reserved_msat": key.reserved_msat},
             )
@@ -72,7 +76,7 @@ class Refunder:
             user_amount = units - fee
             change = total - units
             if user_amount <= 0:
-                raise InvalidRequest(f"The balance does not cover the mint's fee of {fee} {key.unit}")
+                raise NothingToRefund(f"The balance does not cover the mint's fee of {fee} {key.unit}")
             user_out = prepare_outputs(split_amount(user_amount), active.id)
             node_out = prepare_outputs(split_amount(change), active.id) if change else []
             await wallet_store.insert_swap(
@@ -108,6 +112,13 @@ class Refunder:
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs, handing_out=True)
         assert outcome.user_token is not None
         return Refund(outcome.user_token, user_amount, key.unit, key.mint_url, debit)
+
+    async def change(self, key_id: int) -> Refund | None:
+        """Pay out whatever the key holds (an X-Cashu request's change); None if it is dust."""
+        try:
+            return await self.refund(key_id)
+        except NothingToRefund:
+            return None
 
     async def _uncollected(self, key_id: int) -> Refund | None:
         """A refund that went through but never reached the user (crash, lost answer): hand it out now."""

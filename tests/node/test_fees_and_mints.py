@@ -3,7 +3,7 @@ refund's fee is paid out of the refund. A node trusts several mints and keeps th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,12 +17,6 @@ from routstr.devtools.test_wallet import TestWallet
 from tests.conftest import NodeHandle, Upstream, _backends, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(scope="session")
-def fee_mint(nutshell_python: Path) -> Iterator[NutshellMint]:
-    with NutshellMint("node-fee", input_fee_ppk=1000) as m:  # 1 sat per input
-        yield m
 
 
 @pytest_asyncio.fixture(loop_scope="session", params=_backends())

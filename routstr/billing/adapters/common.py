@@ -12,13 +12,13 @@ def cost_object(cost_msat: int) -> dict[str, Any]:
     return {"msats": cost_msat, "sats": cost_msat / 1000}
 
 
-def put_cost(usage_holder: dict[str, Any], cost_msat: int) -> None:
+def put_cost(usage_holder: dict[str, Any], cost: dict[str, Any]) -> None:
     """Add ``cost`` to the ``usage`` object of ``usage_holder`` (creating it if the upstream sent none)."""
     usage = usage_holder.get("usage")
     if isinstance(usage, dict):
-        usage["cost"] = cost_object(cost_msat)
+        usage["cost"] = cost
     else:
-        usage_holder["usage"] = {"cost": cost_object(cost_msat)}
+        usage_holder["usage"] = {"cost": cost}
 
 
 def text_bytes(content: Any) -> int:

@@ -49,8 +49,8 @@ class AnthropicMessages(ChatCompletions):
     def stream_translator(self, model: str) -> StreamTranslator | None:
         return StreamToAnthropic(model)
 
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        put_cost(obj, cost_msat)
+    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
+        put_cost(obj, cost)
 
     def for_kind(self, kind: str) -> EndpointAdapter | None:
         """Translated for OpenAI-type providers, forwarded as it is to Anthropic ones."""

@@ -30,8 +30,8 @@ class OpenAIStyle(PassThrough):
     def is_usage_only_event(self, event: dict[str, Any]) -> bool:
         return not event.get("choices") and event.get("usage") is not None
 
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        put_cost(obj, cost_msat)
+    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
+        put_cost(obj, cost)
 
     def event_text_bytes(self, event: dict[str, Any]) -> int:
         return sum(self._choice_text_bytes(ch) for ch in event.get("choices") or () if isinstance(ch, dict))

@@ -83,7 +83,7 @@ class Responses(PassThrough):
                 n += text_bytes(item.get("content"))
         return n
 
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
+    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
         inner = obj.get("response") if obj.get("type") in FINAL_EVENTS else obj
         if isinstance(inner, dict):
-            put_cost(inner, cost_msat)
+            put_cost(inner, cost)

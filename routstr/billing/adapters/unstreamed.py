@@ -27,8 +27,8 @@ class Unstreamed(PassThrough):
     def is_usage_only_event(self, event: dict[str, Any]) -> bool:
         return False
 
-    def attach_cost(self, obj: dict[str, Any], cost_msat: int) -> None:
-        put_cost(obj, cost_msat)
+    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
+        put_cost(obj, cost)
 
 
 def per_request(model: str, units: int) -> RequestFacts:

@@ -1,0 +1,305 @@
+"""X-Cashu: a Cashu token pays for one request and the change comes back as a token (NUT-24).
+
+Everything here runs against real Nutshell mints: the change each test gets is redeemed at the mint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import orjson
+import pytest
+import pytest_asyncio
+
+from routstr.cashu.nut18 import decode_payment_request
+from routstr.cashu.tokens import decode_token
+from routstr.devtools.nutshell import NutshellMint
+from routstr.devtools.test_wallet import TestWallet
+from routstr.storage import accounts
+from routstr.wallet.redeem import token_identity
+from tests.conftest import NodeHandle, Upstream, _backends, chat_body, running_node
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def paid(token: str) -> dict[str, str]:
+    return {"X-Cashu": token}
+
+
+async def one_shot_key(node: NodeHandle, token: str) -> accounts.KeyRow:
+    """The balance an X-Cashu token was redeemed into (known by the token's identity)."""
+    from routstr.api.state import NODE
+
+    th = token_identity(node.app[NODE].auth.secret, decode_token(token))
+    async with node.db.read() as conn:
+        row = await accounts.key_by_hash(conn, th)
+    assert row is not None and row.kind == "xcashu"
+    return await node.assert_books_balance(row.id)
+
+
+async def test_a_token_pays_and_the_change_redeems_at_the_mint(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 50)
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=50), headers=paid(token)
+    ) as r:
+        assert r.status == 200, await r.text()
+        body = await r.json()
+        change = r.headers["X-Cashu"]
+        assert r.headers["X-Cashu-Refund"] == change  # the spec's prose names this header too
+        cost_msat = int(r.headers["X-Routstr-Cost-Msats"])
+    assert cost_msat > 0 and cost_msat % 1000 == 0  # a sat token is charged whole sats
+    cost = body["usage"]["cost"]
+    assert cost["x_cashu"] == change and cost["change_unit"] == "sat"
+    # cost + change = the token's value, to the sat (this mint charges no fee)
+    assert cost_msat // 1000 + cost["change"] == 50
+    change_token = decode_token(change)
+    assert change_token.mint == mint_url and change_token.unit == "sat"
+    assert await wallet.areceive(change) == cost["change"]
+    key = await one_shot_key(node, token)
+    assert key.balance_msat == 0 and key.reserved_msat == 0 and key.total_spent_msat == cost_msat
+
+
+async def test_openai_sdk_pays_with_an_x_cashu_header(node: NodeHandle, wallet: TestWallet, mint_url: str):
+    """No Routstr-specific code: a default header on the official SDK (its api_key is ignored)."""
+    token = await wallet.asend(mint_url, 30)
+    client = openai.AsyncOpenAI(
+        base_url=node.v1, api_key="unused", default_headers=paid(token), max_retries=0
+    )
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=20
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    change = raw.headers["x-cashu"]
+    assert await wallet.areceive(change) == 30 - int(raw.headers["x-routstr-cost-msats"]) // 1000
+    await client.close()
+
+
+async def test_an_upstream_failure_gives_the_whole_token_back(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 40)
+    body = chat_body(max_tokens=20, fake_behavior="fail-500")
+    async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+        assert r.status == 502
+        err = await r.json()
+        change = r.headers["X-Cashu"]
+    assert err["error"]["type"] == "upstream_error"
+    assert await wallet.areceive(change) == 40
+    key = await one_shot_key(node, token)
+    assert key.total_spent_msat == 0 and key.balance_msat == 0
+
+
+async def test_a_bad_request_never_touches_the_token(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 10)
+    async with http.post(
+        node.v1 + "/chat/completions", json={"model": "gpt-4o-mini"}, headers=paid(token)
+    ) as r:
+        assert r.status == 400
+        assert "X-Cashu" not in r.headers
+    assert await wallet.acheck(token) == ["UNSPENT"] * len(decode_token(token).proofs)
+
+
+def sse_events(raw: bytes) -> list[bytes]:
+    return [ev for ev in raw.split(b"\n\n") if ev.strip()]
+
+
+def data_of(event: bytes) -> Any:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data: "):
+            payload = line[6:]
+            return payload if payload == b"[DONE]" else orjson.loads(payload)
+    return None
+
+
+async def test_a_stream_ends_with_its_change_which_can_be_fetched_again(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 60)
+    body = chat_body(max_tokens=40, stream=True)  # the client did not ask for usage: it gets it anyway
+    async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+        assert r.status == 200
+        events = sse_events(await r.read())
+    assert data_of(events[-1]) == b"[DONE]"
+    final = data_of(events[-2])
+    assert final["choices"] == [] and final["usage"]["completion_tokens"] > 0
+    cost = final["usage"]["cost"]
+    change = cost["x_cashu"]
+    assert cost["msats"] % 1000 == 0 and cost["msats"] // 1000 + cost["change"] == 60
+    assert any(
+        data_of(e)["choices"] and data_of(e)["choices"][0]["delta"].get("content") for e in events[:-2]
+    )
+    # a client that lost the stream asks again with the token it paid with, and gets the same change
+    async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
+        assert r.status == 200, await r.text()
+        again = await r.json()
+    assert again["token"] == change and again["amount"] == cost["change"]
+    assert await wallet.areceive(change) == cost["change"]
+    async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
+        assert (await r.json())["token"] == change  # handed out again, but spent at the mint already
+    await one_shot_key(node, token)
+
+
+async def test_anthropic_stream_carries_the_change_in_its_message_delta(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 60)
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 30,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    async with http.post(node.v1 + "/messages", json=body, headers=paid(token)) as r:
+        assert r.status == 200
+        events = [data_of(e) for e in sse_events(await r.read())]
+    delta = next(e for e in events if e["type"] == "message_delta")
+    assert events[-1]["type"] == "message_stop"
+    cost = delta["usage"]["cost"]
+    assert cost["msats"] // 1000 + cost["change"] == 60
+    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+
+
+async def test_the_same_token_twice_at_once_pays_once(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 30)
+
+    async def call() -> tuple[int, dict[str, Any], str | None]:
+        body = chat_body(max_tokens=20)
+        async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+            return r.status, await r.json(), r.headers.get("X-Cashu")
+
+    results = await asyncio.gather(*(call() for _ in range(4)))
+    ok = [r for r in results if r[0] == 200]
+    assert len(ok) == 1, results
+    for status, body, change in results:
+        if status != 200:
+            assert status == 400 and body["error"]["code"] == "token_already_spent" and change is None
+    key = await one_shot_key(node, token)
+    assert key.total_requests == 1
+    assert ok[0][2] is not None and await wallet.areceive(ok[0][2]) == ok[0][1]["usage"]["cost"]["change"]
+
+
+async def test_no_key_gets_a_nut18_payment_request(
+    node: NodeHandle, mint_url: str, http: aiohttp.ClientSession
+):
+    body = {"model": "dall-e-3", "prompt": "a cat", "n": 2}  # 40 sats per image
+    async with http.post(node.v1 + "/images/generations", json=body) as r:
+        assert r.status == 401  # what OpenAI SDK users expect; MISSING_KEY_STATUS=402 for wallets
+        assert (await r.json())["error"]["code"] == "invalid_api_key"
+        request = decode_payment_request(r.headers["X-Cashu"])
+    assert (request.amount, request.unit, list(request.mints or ())) == (80, "sat", [mint_url])
+
+
+async def test_a_too_small_token_gets_402_and_stays_spendable(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 30)
+    body = {"model": "dall-e-3", "prompt": "a cat"}
+    async with http.post(node.v1 + "/images/generations", json=body, headers=paid(token)) as r:
+        assert r.status == 402
+        err = await r.json()
+        request = decode_payment_request(r.headers["X-Cashu"])
+    assert err["error"]["code"] == "payment_required"
+    assert request.amount == 40 and request.unit == "sat"
+    assert await wallet.acheck(token) == ["UNSPENT"] * len(decode_token(token).proofs)
+
+
+async def test_a_token_of_another_mint_is_a_400(
+    node: NodeHandle, wallet: TestWallet, fee_mint: NutshellMint, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(fee_mint.url, 10)
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "mint_not_accepted"
+    assert await wallet.acheck(token) == ["UNSPENT"] * len(decode_token(token).proofs)
+
+
+async def test_a_proof_with_a_forged_dleq_is_refused(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 8, include_dleq=True)
+    proofs = decode_token(token).proofs
+    assert proofs and all(p.dleq is not None and p.dleq.r is not None for p in proofs)
+    # the same token with its first proof's DLEQ "s" changed: V3 JSON is easy to edit
+    import base64
+
+    v3 = orjson.loads(base64.urlsafe_b64decode(_v3(token)[6:] + "=="))
+    v3["token"][0]["proofs"][0]["dleq"]["s"] = "11" * 32
+    forged = "cashuA" + base64.urlsafe_b64encode(orjson.dumps(v3)).decode().rstrip("=")
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(forged)) as r:
+        assert r.status == 400
+        assert "DLEQ" in (await r.json())["error"]["message"]
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=paid(token)
+    ) as r:
+        assert r.status == 200  # the genuine DLEQ verifies
+
+
+def _v3(token: str) -> str:
+    from routstr.cashu.tokens import encode_token_v3
+
+    return encode_token_v3(decode_token(token))
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=_backends())
+async def fee_node(
+    request: pytest.FixtureRequest, fee_mint: NutshellMint, fake_upstream: Upstream, tmp_path: Path
+) -> AsyncIterator[NodeHandle]:
+    async with running_node(
+        request.param, fee_mint.url, fake_upstream, tmp_path, MISSING_KEY_STATUS="402"
+    ) as n:
+        yield n
+
+
+async def test_fees_are_accounted_and_402_for_wallets(
+    fee_node: NodeHandle, wallet: TestWallet, fee_mint: NutshellMint, http: aiohttp.ClientSession
+):
+    node = fee_node
+    async with http.post(node.v1 + "/chat/completions", json=chat_body(max_tokens=10)) as r:
+        assert r.status == 402
+        assert decode_payment_request(r.headers["X-Cashu"]).mints == (fee_mint.url,)
+    token = await wallet.asend(fee_mint.url, 100)
+    in_fee = len(decode_token(token).proofs)  # 1 sat per proof spent
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=10), headers=paid(token)
+    ) as r:
+        assert r.status == 200, await r.text()
+        cost = (await r.json())["usage"]["cost"]
+    key = await one_shot_key(node, token)
+    sums = await node.ledger_sums(key.id)
+    assert sums["credit"] == (100 - in_fee) * 1000  # the node was credited what it really received
+    assert sums["charge"] == cost["msats"] and sums["refund"] == sums["credit"] - cost["msats"]
+    change = decode_token(cost["x_cashu"])
+    out_fee = sums["refund"] // 1000 - cost["change"]  # the change swap paid its own input fee
+    assert 1 <= out_fee <= 8 and change.amount == cost["change"]
+    # token = cost + change + the mint's fees, to the sat
+    assert cost["msats"] // 1000 + cost["change"] + in_fee + out_fee == 100
+    assert await wallet.areceive(cost["x_cashu"]) == cost["change"] - len(change.proofs)
+
+
+async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
+    nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
+):
+    with NutshellMint("xcashu-down") as mint:
+        token = await wallet.asend(mint.url, 20)
+        async with running_node("sqlite", mint.url, fake_upstream, tmp_path) as node:
+            mint.stop()
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)
+                ) as r:
+                    assert r.status == 503
+                    assert mint.url in (await r.json())["error"]["message"]
+            mint.start()
+        assert await wallet.areceive(token) == 20
