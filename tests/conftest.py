@@ -73,7 +73,8 @@ def nutshell_python() -> Path:
 
 @pytest.fixture(scope="session")
 def mint(nutshell_python: Path) -> Iterator[NutshellMint]:
-    with NutshellMint("node-tests") as m:
+    # sat and msat keysets: the node takes tokens of both units
+    with NutshellMint("node-tests", units=("sat", "msat")) as m:
         yield m
 
 

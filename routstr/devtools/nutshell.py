@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -133,8 +134,10 @@ class NutshellMint:
         workdir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         port: int | None = None,
+        units: tuple[str, ...] = ("sat",),
     ) -> None:
         self.name = name
+        self.units = units
         self.input_fee_ppk = input_fee_ppk
         self.extra_env = dict(extra_env or {})
         self._own_workdir = workdir is None
@@ -166,6 +169,11 @@ class NutshellMint:
             FAKEWALLET_DELAY_OUTGOING_PAYMENT="0",
             LOG_LEVEL="INFO",
         )
+        extra = [u for u in self.units if u != "sat"]
+        for unit in extra:  # a FakeWallet backend and a keyset per extra unit (its index in the path)
+            env[f"MINT_BACKEND_BOLT11_{unit.upper()}"] = "FakeWallet"
+        if extra:
+            env["MINT_DERIVATION_PATH_LIST"] = json.dumps([f"m/0'/{_UNIT_INDEX[u]}'/0'" for u in extra])
         env.update(self.extra_env)  # e.g. FAKEWALLET_PAY_INVOICE_STATE=FAILED for failure paths
         return env
 
@@ -269,6 +277,9 @@ class NutshellMint:
 
     def __repr__(self) -> str:
         return f"NutshellMint(name={self.name!r}, url={self.url!r}, pid={self.pid})"
+
+
+_UNIT_INDEX = {"sat": 0, "msat": 1, "usd": 2, "eur": 3}  # Nutshell reads a keyset's unit from its path
 
 
 def _killpg(pid: int, sig: int) -> None:

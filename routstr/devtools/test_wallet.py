@@ -186,12 +186,14 @@ class TestWallet:
         legacy: bool = False,
         include_dleq: bool = False,
         memo: str | None = None,
+        unit: str = "sat",
     ) -> str:
-        """A fresh token worth exactly ``amount`` sat: V4 ``cashuB…``, or V3 ``cashuA…`` if ``legacy``.
+        """A fresh token worth exactly ``amount`` of ``unit``: V4 ``cashuB…``, or V3 ``cashuA…`` if
+        ``legacy``.
 
         Mints more first when the balance is short. At a mint with input fees the receiver nets less.
         """
-        return str(self._call(_send_req(mint_url, amount, legacy, include_dleq, memo))["token"])
+        return str(self._call(_send_req(mint_url, amount, legacy, include_dleq, memo, unit))["token"])
 
     def receive(self, token: str) -> int:
         """Redeem ``token`` into this wallet (NUT-03 swap); returns the amount kept after fees."""
@@ -216,8 +218,10 @@ class TestWallet:
         legacy: bool = False,
         include_dleq: bool = False,
         memo: str | None = None,
+        unit: str = "sat",
     ) -> str:
-        return str((await self._acall(_send_req(mint_url, amount, legacy, include_dleq, memo)))["token"])
+        req = _send_req(mint_url, amount, legacy, include_dleq, memo, unit)
+        return str((await self._acall(req))["token"])
 
     async def areceive(self, token: str) -> int:
         return int((await self._acall({"cmd": "receive", "token": token}))["amount"])
@@ -231,10 +235,12 @@ class TestWallet:
 
 
 def _send_req(
-    mint_url: str, amount: int, legacy: bool, include_dleq: bool, memo: str | None
+    mint_url: str, amount: int, legacy: bool, include_dleq: bool, memo: str | None, unit: str = "sat"
 ) -> dict[str, Any]:
     """A send command; ``include_dleq`` keeps the mint's DLEQ proofs in the token (NUT-12)."""
     req: dict[str, Any] = {"cmd": "send", "mint_url": mint_url, "amount": amount, "legacy": legacy}
+    if unit != "sat":
+        req["unit"] = unit
     if include_dleq:
         req["include_dleq"] = True
     if memo is not None:

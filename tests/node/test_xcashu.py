@@ -66,6 +66,23 @@ async def test_a_token_pays_and_the_change_redeems_at_the_mint(
     assert key.balance_msat == 0 and key.reserved_msat == 0 and key.total_spent_msat == cost_msat
 
 
+async def test_an_msat_token_is_charged_to_the_msat(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 40_000, unit="msat")
+    assert decode_token(token).unit == "msat"
+    async with http.post(
+        node.v1 + "/chat/completions", json=chat_body(max_tokens=50), headers=paid(token)
+    ) as r:
+        assert r.status == 200, await r.text()
+        cost_msat = int(r.headers["X-Routstr-Cost-Msats"])
+        change = decode_token(r.headers["X-Cashu"])
+    assert change.unit == "msat" and cost_msat + change.amount == 40_000  # no rounding to the sat
+    assert await wallet.areceive(r.headers["X-Cashu"]) == change.amount
+    key = await one_shot_key(node, token)
+    assert key.total_spent_msat == cost_msat and key.balance_msat == 0
+
+
 async def test_openai_sdk_pays_with_an_x_cashu_header(node: NodeHandle, wallet: TestWallet, mint_url: str):
     """No Routstr-specific code: a default header on the official SDK (its api_key is ignored)."""
     token = await wallet.asend(mint_url, 30)
