@@ -38,6 +38,7 @@ SWEEP_EVERY_S = 30.0
 # A Cashu token in a header can be tens of KB (dozens of proofs); aiohttp's default limit is 8 KB.
 MAX_HEADER_BYTES = 128 * 1024
 RECOVER_EVERY_S = 60.0
+MINT_HEALTH_EVERY_S = 30.0
 
 
 async def server_secret(db: Database, configured: str) -> bytes:
@@ -53,7 +54,9 @@ async def server_secret(db: Database, configured: str) -> bytes:
 
 async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Database) -> Node:
     secret = await server_secret(db, settings.secret_key)
-    mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
+    mints = MintRegistry(
+        settings.cashu_mints, session, settings.mint_timeout_s, settings.mint_max_exposure_sats * 1000
+    )
     redeemer = Redeemer(db, mints, secret)
     auth = Authenticator(db, mints, redeemer, secret)
     rates = BtcUsdFeed(
@@ -150,6 +153,7 @@ def create_app(settings: Settings) -> web.Application:
         tasks = [
             asyncio.create_task(_every(sweep_every, "reservation sweep", sweep)),
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
+            asyncio.create_task(_every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)),
             asyncio.create_task(node.catalogue.refresh_forever(node.providers)),
         ]
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()

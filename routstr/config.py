@@ -57,6 +57,7 @@ class Settings:
     upstream_read_timeout_s: float = 300.0  # the longest silence between two chunks
     upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
     mint_timeout_s: float = 20.0
+    mint_max_exposure_sats: int = 0  # the most eCash of one mint the node takes in (0: no limit)
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
 
@@ -273,5 +274,6 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         upstream_total_timeout_s=_float(env, "UPSTREAM_TOTAL_TIMEOUT", 1800.0),
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),
         missing_key_status=_missing_key_status(env),
+        mint_max_exposure_sats=_int(env, "MINT_MAX_EXPOSURE_SATS", 0),
         log_level=level,
     )

@@ -31,6 +31,7 @@ async def info(request: web.Request) -> web.Response:
             "http_url": s.http_url,
             "onion_url": s.onion_url,
             "units": ["sat", "msat"],
+            "mint_status": {url: "up" if h.up else "down" for url, h in node.mints.health.items()},
         }
     )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import aiohttp
 
 from routstr.cashu.errors import MintUnavailable
@@ -14,13 +17,56 @@ def canonical_mint_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+@dataclass(slots=True)
+class MintHealth:
+    up: bool = True  # until a check or a call says otherwise
+    checked_at: float = 0.0  # unix seconds of the last check or call
+    error: str = ""
+
+
 class MintRegistry:
     def __init__(
-        self, urls: tuple[str, ...], session: aiohttp.ClientSession, timeout_s: float = 20.0
+        self,
+        urls: tuple[str, ...],
+        session: aiohttp.ClientSession,
+        timeout_s: float = 20.0,
+        max_exposure_msat: int = 0,
     ) -> None:
         self.urls = tuple(canonical_mint_url(u) for u in urls)
         self._clients = {u: MintClient(u, session, timeout_s=timeout_s) for u in self.urls}
         self._active: dict[tuple[str, str], Keyset] = {}
+        self.health = {u: MintHealth() for u in self.urls}
+        # the most eCash of one mint the node holds (0: no limit): a mint that fails takes at most this
+        self.max_exposure_msat = max_exposure_msat
+
+    def mark(self, url: str, up: bool, error: str = "") -> None:
+        h = self.health.get(canonical_mint_url(url))
+        if h is not None:
+            h.up, h.checked_at, h.error = up, time.time(), error
+
+    def require_up(self, url: str) -> None:
+        """Fail fast (503, nothing spent) for a mint the last health check found down (one failed
+        call does not: it may be one slow answer), until the next check (every 30 s) finds it up."""
+        h = self.health.get(canonical_mint_url(url))
+        if h is not None and not h.up:
+            raise ServiceUnavailable(
+                f"Mint {canonical_mint_url(url)} is unavailable ({h.error}); your token was not used, "
+                "try again later",
+                code="mint_unavailable",
+            )
+
+    async def check_health(self) -> None:
+        """Ask every mint for its keysets (which also notices a key rotation)."""
+        for url, client in self._clients.items():
+            try:
+                await client.refresh()
+            except MintUnavailable as e:
+                self.mark(url, False, str(e))
+            except Exception as e:  # a mint answering garbage is as good as down
+                self.mark(url, False, f"{type(e).__name__}: {e}")
+            else:
+                self.mark(url, True)
+                self.forget_active(url)
 
     @property
     def primary(self) -> str:

@@ -138,6 +138,7 @@ class Redeemer:
             async with self.db.write() as conn:
                 existing = await wallet_store.swap_by_token_hash(conn, th)
                 if existing is None:
+                    await self._check_exposure(conn, token.mint, token.unit, amount)
                     key_id = target.key_id
                     if key_id is None:
                         assert target.new_key_hash is not None
@@ -181,8 +182,10 @@ class Redeemer:
             # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
             raise ServiceUnavailable(
                 f"Mint {token.mint} did not answer; if it took the token, it is credited to this key "
-                "once the mint answers again: retry shortly"
+                "once the mint answers again: retry shortly",
+                code="mint_unavailable",
             ) from None
+        self.mints.mark(token.mint, True)
         failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
         return self._redeemed(outcome, token, fresh=True)
@@ -197,6 +200,7 @@ class Redeemer:
         (at most once a minute per mint, so bad tokens cannot make us hammer it) before the token is
         called invalid.
         """
+        self.mints.require_up(token.mint)
         client = self.mints.client(token.mint)
         for attempt in (1, 2):
             try:
@@ -213,8 +217,26 @@ class Redeemer:
                     raise TokenInvalid(f"Invalid Cashu token: {e}") from None
                 self._refreshed[token.mint] = now
             except MintUnavailable as e:
-                raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}") from None
+                raise ServiceUnavailable(
+                    f"Mint {token.mint} is unavailable: {e}", code="mint_unavailable"
+                ) from None
         raise AssertionError("unreachable")
+
+    async def _check_exposure(self, conn: AsyncConnection, mint: str, unit: str, amount: int) -> None:
+        """Refuse a token that would take the node's holdings at its mint past the operator's limit."""
+        limit = self.mints.max_exposure_msat
+        if not limit:
+            return
+        held = 0
+        for u in UNIT_MSAT:
+            held += unit_to_msat(await wallet_store.wallet_total(conn, mint, u), u)
+        if held + unit_to_msat(amount, unit) > limit:
+            raise ServiceUnavailable(
+                f"This node already holds as much eCash of mint {mint} as it accepts; your token was "
+                "not used: pay with a token of another mint this node lists, or try later",
+                code="mint_exposure_limit",
+                details={"mint": mint, "accepted_mints": list(self.mints.urls)},
+            )
 
     async def _check_dleq(self, mint: str, proofs: list[Proof]) -> None:
         for p in proofs:

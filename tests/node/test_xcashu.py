@@ -308,15 +308,50 @@ async def test_fees_are_accounted_and_402_for_wallets(
 async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
     nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
 ):
+    from routstr.api.state import NODE
+
     with NutshellMint("xcashu-down") as mint:
         token = await wallet.asend(mint.url, 20)
-        async with running_node("sqlite", mint.url, fake_upstream, tmp_path) as node:
+        async with (
+            running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
+            aiohttp.ClientSession() as http,
+        ):
+            mints = node.app[NODE].mints
             mint.stop()
-            async with aiohttp.ClientSession() as http:
-                async with http.post(
-                    node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)
-                ) as r:
-                    assert r.status == 503
-                    assert mint.url in (await r.json())["error"]["message"]
+            async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)) as r:
+                assert r.status == 503
+                assert mint.url in (await r.json())["error"]["message"]
+            await mints.check_health()
+            async with http.get(node.v1 + "/info") as r:
+                assert (await r.json())["mint_status"] == {mint.url: "down"}
+            async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)) as r:
+                assert r.status == 503 and (await r.json())["error"]["code"] == "mint_unavailable"  # fast
             mint.start()
-        assert await wallet.areceive(token) == 20
+            await mints.check_health()
+            assert mints.health[mint.url].up
+            body = chat_body(max_tokens=5)
+            async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+                assert r.status == 200  # the same token, untouched by the failures, now pays
+                assert await wallet.areceive(r.headers["X-Cashu"]) > 0
+
+
+async def test_a_mint_past_its_exposure_limit_is_refused_before_the_token_is_used(
+    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+):
+    async with (
+        running_node("sqlite", mint_url, fake_upstream, tmp_path, MINT_MAX_EXPOSURE_SATS="100") as node,
+        aiohttp.ClientSession() as http,
+    ):
+        first = await wallet.asend(mint_url, 80)
+        async with http.get(node.v1 + "/balance/info", headers={"Authorization": f"Bearer {first}"}) as r:
+            assert r.status == 200 and (await r.json())["balance"] == 80_000
+        second = await wallet.asend(mint_url, 30)  # 80 + 30 > 100
+        async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(second)) as r:
+            assert r.status == 503
+            assert (await r.json())["error"]["code"] == "mint_exposure_limit"
+        assert await wallet.acheck(second) == ["UNSPENT"] * len(decode_token(second).proofs)
+        small = await wallet.asend(mint_url, 15)  # 95: still within the limit
+        async with http.post(
+            node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=paid(small)
+        ) as r:
+            assert r.status == 200, await r.text()
