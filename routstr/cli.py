@@ -1,4 +1,5 @@
-"""The ``routstr`` command: ``serve`` runs the node, ``demo`` runs a complete local setup."""
+"""The ``routstr`` command: ``serve`` runs the node, ``books`` prints its books, ``demo`` runs a complete
+local setup."""
 
 from __future__ import annotations
 
@@ -33,6 +34,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _books(args: argparse.Namespace) -> int:
+    """Print the books per mint and unit (JSON): wallet, what is owed, uncollected tokens, surplus."""
+    import asyncio
+    import json
+
+    from routstr.config import ConfigError, load_settings
+    from routstr.storage.books import books
+    from routstr.storage.db import Database
+
+    try:
+        settings = load_settings(dict(os.environ), env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+
+    async def run() -> list[dict[str, object]]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as conn:
+                return [b.as_dict() for b in await books(conn)]
+        finally:
+            await db.close()
+
+    print(json.dumps(asyncio.run(run()), indent=2))
+    return 0
+
+
 def _use_uvloop() -> None:
     try:
         import uvloop
@@ -56,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, help="port to listen on (default: $PORT or 8000)")
     s.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     s.set_defaults(func=_serve)
+    b = sub.add_parser("books", help="what the node holds and owes per mint and unit (JSON)")
+    b.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    b.set_defaults(func=_books)
     d = sub.add_parser(
         "demo", help="start a local test mint, a fake LLM upstream and the node, with a funded token"
     )

@@ -100,7 +100,12 @@ class Refunder:
             raise ServiceUnavailable(
                 f"The mint refused the refund swap ({e.detail}); your balance is unchanged"
             ) from None
-        except MintUnavailable:
+        except MintUnavailable as e:
+            if not e.maybe_processed:  # the mint never saw it: the balance goes straight back
+                await revert_refund(self.db, swap_id, inputs_spent=False, error=str(e))
+                raise ServiceUnavailable(
+                    f"Mint {key.mint_url} is unavailable; your balance is unchanged", code="mint_unavailable"
+                ) from None
             async with self.db.read() as conn:
                 swap = await wallet_store.swap_by_id(conn, swap_id)
             if swap is not None:

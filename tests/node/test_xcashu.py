@@ -355,3 +355,43 @@ async def test_a_mint_past_its_exposure_limit_is_refused_before_the_token_is_use
             node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=paid(small)
         ) as r:
             assert r.status == 200, await r.text()
+
+
+async def test_change_the_mint_could_not_pay_out_waits_and_is_on_the_books(
+    nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
+):
+    """The mint goes down while the upstream answers: the change stays on the token's one-shot key,
+    the operator's books show it, and the original token fetches it once the mint is back."""
+    from routstr.storage.books import books
+
+    with NutshellMint("xcashu-change") as mint:
+        token = await wallet.asend(mint.url, 50)
+        async with (
+            running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
+            aiohttp.ClientSession() as http,
+        ):
+            body = chat_body(max_tokens=20, fake_delay_ms=1500)
+            request = asyncio.ensure_future(
+                http.post(node.v1 + "/chat/completions", json=body, headers=paid(token))
+            )
+            await asyncio.sleep(0.8)  # redeemed by now; the upstream is still "thinking"
+            mint.stop()
+            r = await request
+            assert r.status == 200
+            assert "X-Cashu" not in r.headers and r.headers["X-Cashu-Change"].startswith("pending")
+            cost_msat = int(r.headers["X-Routstr-Cost-Msats"])
+            r.release()
+            async with node.db.read() as conn:
+                [b] = await books(conn)
+            assert b.xcashu_change_msat == 50_000 - cost_msat == b.owed_msat
+            assert b.wallet_msat == 50_000 and b.surplus_msat == cost_msat
+            mint.start()
+            async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
+                assert r.status == 200, await r.text()
+                change = await r.json()
+            assert change["amount"] * 1000 == 50_000 - cost_msat
+            assert await wallet.areceive(change["token"]) == change["amount"]
+            async with node.db.read() as conn:
+                [b] = await books(conn)
+            assert b.owed_msat == 0 and b.xcashu_change_msat == 0 and b.surplus_msat == cost_msat
+            assert b.uncollected_tokens == 0 and b.pending_swaps == 0
