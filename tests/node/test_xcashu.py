@@ -395,3 +395,17 @@ async def test_change_the_mint_could_not_pay_out_waits_and_is_on_the_books(
                 [b] = await books(conn)
             assert b.owed_msat == 0 and b.xcashu_change_msat == 0 and b.surplus_msat == cost_msat
             assert b.uncollected_tokens == 0 and b.pending_swaps == 0
+
+
+async def test_a_responses_stream_carries_the_change_in_response_completed(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 60)
+    body = {"model": "gpt-4o-mini", "input": "hello", "max_output_tokens": 30, "stream": True}
+    async with http.post(node.v1 + "/responses", json=body, headers=paid(token)) as r:
+        assert r.status == 200
+        events = [data_of(e) for e in sse_events(await r.read())]
+    assert events[-1]["type"] == "response.completed"
+    cost = events[-1]["response"]["usage"]["cost"]
+    assert cost["msats"] // 1000 + cost["change"] == 60
+    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
