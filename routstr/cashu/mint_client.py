@@ -3,6 +3,10 @@
 It runs over an injected `aiohttp.ClientSession` (connection pooling is the caller's business) and caches
 what does not change: a keyset id's keys never change, and the keyset list and mint info are kept until
 `refresh()`. So receiving a payment costs exactly one round trip (the swap) once the client is warm.
+
+Lightning (NUT-04/05/08/23, bolt11 only): mint quotes and minting, melt quotes and melting. Calls that
+issue or spend value (`swap`, `mint`, `melt`) may have been processed when their answer is lost
+(`MintUnavailable.maybe_processed`): recover with NUT-09 restore or the quote's state, never by assuming.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote as url_quote
 
 import aiohttp
 import orjson
@@ -19,16 +24,27 @@ from .nut00 import BlindedMessage, BlindedSignature, Proof
 from .nut01 import Keyset, parse_keys_response
 from .nut02 import KeysetInfo, parse_keysets_response, verify_keyset_id
 from .nut03 import PostSwapRequest, PostSwapResponse
+from .nut04 import (
+    BOLT11,
+    MintQuote,
+    PostMintBolt11Request,
+    PostMintBolt11Response,
+    PostMintQuoteBolt11Request,
+)
+from .nut05 import MeltQuote, PostMeltBolt11Request, PostMeltQuoteBolt11Request
 from .nut07 import PostCheckStateRequest, PostCheckStateResponse
 from .nut09 import PostRestoreRequest, PostRestoreResponse
 
 # Nutshell rejects requests with more than `mint_max_request_length` (default 1000) entries
 CHECKSTATE_BATCH = 1000
+# A melt blocks until the Lightning payment settles or fails (NUT-05: use a very long timeout); a timeout
+# does not cancel the payment, it only loses the answer (poll `melt_quote_state` then).
+MELT_TIMEOUT_S = 300.0
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 class MintClient:
-    """Async NUT-01/02/03/06/07/09 client of the mint at `url`."""
+    """Async NUT-01/02/03/04/05/06/07/08/09/23 client of the mint at `url`."""
 
     def __init__(
         self,
@@ -52,13 +68,24 @@ class MintClient:
 
     # ----------------------------------------------------------------------------------------- HTTP
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Any:
         """One JSON request; maps every failure to MintError (definite) or MintUnavailable (unknown)."""
         url = self.url + path
         data = orjson.dumps(body) if body is not None else None
         try:
             async with self._session.request(
-                method, url, data=data, headers=_JSON_HEADERS, timeout=self._timeout, raise_for_status=False
+                method,
+                url,
+                data=data,
+                headers=_JSON_HEADERS,
+                timeout=client_timeout if client_timeout is not None else self._timeout,
+                raise_for_status=False,
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
@@ -89,8 +116,30 @@ class MintClient:
     async def _get(self, path: str) -> Any:
         return await self._request("GET", path)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return await self._request("POST", path, body)
+    async def _post(
+        self, path: str, body: dict[str, Any], client_timeout: aiohttp.ClientTimeout | None = None
+    ) -> Any:
+        return await self._request("POST", path, body, client_timeout)
+
+    async def _post_value(
+        self, path: str, body: dict[str, Any], client_timeout: aiohttp.ClientTimeout | None = None
+    ) -> Any:
+        """POST an operation that issues or spends value (mint, melt).
+
+        An error body without a NUT error code is how Nutshell reports an unexpected exception (code 0),
+        which may strike after the payment went out or the outputs were signed. So it is not a definite
+        rejection: it becomes MintUnavailable(maybe_processed=True). 422 (body validation) stays definite.
+        """
+        try:
+            return await self._post(path, body, client_timeout)
+        except MintError as e:
+            if e.code not in (None, 0) or e.status == 422:
+                raise
+            raise MintUnavailable(
+                f"POST {self.url + path}: unclassified error, may have been processed: {e.detail}",
+                status=e.status,
+                maybe_processed=True,
+            ) from e
 
     # ----------------------------------------------------------------------------------------- info & keys
 
@@ -217,3 +266,113 @@ class MintClient:
         if any(o.B_ not in asked for o in parsed.outputs):
             raise CashuProtocolError("restore returned an output that was not asked for")
         return list(zip(parsed.outputs, parsed.signatures, strict=True))
+
+    # ----------------------------------------------------------------------------------------- lightning
+
+    def _quote_path(self, kind: str, quote_id: str) -> str:
+        if not quote_id:
+            raise ValueError("quote id must not be empty")
+        return f"/v1/{kind}/quote/{BOLT11}/{url_quote(quote_id, safe='')}"
+
+    async def mint_quote(self, amount: int, unit: str = "sat", description: str | None = None) -> MintQuote:
+        """NUT-23: a bolt11 invoice which, once paid, lets `mint` issue `amount` of `unit`.
+
+        Keep the quote id secret until minted: anyone who knows it can mint the paid amount.
+        """
+        if amount <= 0:
+            raise ValueError("mint quote amount must be positive")
+        body = PostMintQuoteBolt11Request(amount=amount, unit=unit, description=description).to_dict()
+        quote = self._mint_quote(await self._post(f"/v1/mint/quote/{BOLT11}", body))
+        if quote.amount != amount or quote.unit != unit:
+            raise CashuProtocolError(
+                f"asked for a quote of {amount} {unit}, mint quoted {quote.amount} {quote.unit}"
+            )
+        return quote
+
+    async def mint_quote_state(self, quote_id: str) -> MintQuote:
+        """NUT-04 quote check: UNPAID, PAID (mint now) or ISSUED (already minted)."""
+        quote = self._mint_quote(await self._get(self._quote_path("mint", quote_id)))
+        if quote.quote != quote_id:
+            raise CashuProtocolError(f"asked for mint quote {quote_id}, mint returned {quote.quote}")
+        return quote
+
+    async def mint(self, quote_id: str, outputs: Sequence[BlindedMessage]) -> list[BlindedSignature]:
+        """NUT-04 mint: signatures for `outputs` (summing to the quote's amount), in output order.
+
+        If the answer is lost (`maybe_processed`), the quote may be ISSUED already: restore the outputs
+        (NUT-09), so persist them before calling.
+        """
+        body = PostMintBolt11Request(quote=quote_id, outputs=list(outputs)).to_dict()
+        resp = await self._post_value(f"/v1/mint/{BOLT11}", body)
+        try:
+            sigs = PostMintBolt11Response.from_dict(resp).signatures
+        except ValueError as e:
+            raise CashuProtocolError(f"bad mint response: {e}") from None
+        if len(sigs) != len(outputs):
+            raise CashuProtocolError(f"mint returned {len(sigs)} signatures for {len(outputs)} outputs")
+        return sigs
+
+    async def melt_quote(self, bolt11: str, unit: str = "sat") -> MeltQuote:
+        """NUT-23: what paying `bolt11` costs in `unit`: `amount` plus a `fee_reserve` for routing."""
+        body = PostMeltQuoteBolt11Request(request=bolt11, unit=unit).to_dict()
+        quote = self._melt_quote(await self._post(f"/v1/melt/quote/{BOLT11}", body))
+        if quote.unit != unit:
+            raise CashuProtocolError(f"asked for a melt quote in {unit}, mint quoted {quote.unit}")
+        # the mint may normalise the invoice's case (Nutshell lower-cases it), but it must be the same one
+        if quote.request is not None and quote.request.lower() != bolt11.strip().lower():
+            raise CashuProtocolError("melt quote is for another payment request")
+        return quote
+
+    async def melt_quote_state(self, quote_id: str) -> MeltQuote:
+        """NUT-05 quote check; a PAID quote carries the preimage and (Nutshell) the change signatures.
+
+        This is how a melt whose answer was lost is settled: PAID means the inputs are spent, UNPAID
+        that they are free, PENDING that the payment is still in flight.
+        """
+        quote = self._melt_quote(await self._get(self._quote_path("melt", quote_id)))
+        if quote.quote != quote_id:
+            raise CashuProtocolError(f"asked for melt quote {quote_id}, mint returned {quote.quote}")
+        return quote
+
+    async def melt(
+        self,
+        quote_id: str,
+        inputs: Sequence[Proof],
+        outputs: Sequence[BlindedMessage] = (),
+        *,
+        prefer_async: bool = False,
+        timeout_s: float | None = MELT_TIMEOUT_S,
+    ) -> MeltQuote:
+        """NUT-05 melt: pay the quote's invoice with `inputs`; `outputs` are NUT-08 blank outputs.
+
+        Returns the quote: PAID (inputs spent, `change` signs the first blank outputs) or PENDING (still
+        paying: poll `melt_quote_state`). A MintError means the payment was not made and the inputs are
+        not spent by it (e.g. 20004 payment failed, 11001 already spent). Anything else (MintUnavailable
+        with `maybe_processed`, or CashuProtocolError about an unreadable 200) may hide a payment that
+        went out: ask `melt_quote_state` before reusing the inputs. `timeout_s=None`: wait for as long
+        as the payment takes.
+        """
+        body = PostMeltBolt11Request(
+            quote=quote_id, inputs=list(inputs), outputs=list(outputs), prefer_async=prefer_async
+        ).to_dict()
+        resp = await self._post_value(f"/v1/melt/{BOLT11}", body, aiohttp.ClientTimeout(total=timeout_s))
+        quote = self._melt_quote(resp)
+        if quote.quote != quote_id:
+            raise CashuProtocolError(f"melted quote {quote_id}, mint answered for {quote.quote}")
+        if len(quote.change) > len(outputs):
+            raise CashuProtocolError(f"mint returned {len(quote.change)} change for {len(outputs)} outputs")
+        return quote
+
+    @staticmethod
+    def _mint_quote(resp: Any) -> MintQuote:
+        try:
+            return MintQuote.from_dict(resp)
+        except ValueError as e:
+            raise CashuProtocolError(f"bad mint quote: {e}") from None
+
+    @staticmethod
+    def _melt_quote(resp: Any) -> MeltQuote:
+        try:
+            return MeltQuote.from_dict(resp)
+        except ValueError as e:
+            raise CashuProtocolError(f"bad melt quote: {e}") from None
