@@ -27,7 +27,7 @@ from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
-from routstr.wallet.mints import MintRegistry
+from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
@@ -54,9 +54,12 @@ async def server_secret(db: Database, configured: str) -> bytes:
 
 async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Database) -> Node:
     secret = await server_secret(db, settings.secret_key)
-    mints = MintRegistry(
-        settings.cashu_mints, session, settings.mint_timeout_s, settings.mint_max_exposure_sats * 1000
-    )
+    foreign = None
+    if settings.foreign_mint_max_sats > 0:
+        daily = settings.foreign_mint_daily_sats or 10 * settings.foreign_mint_max_sats
+        foreign = ForeignMintPolicy(settings.foreign_mint_max_sats, daily, settings.foreign_mint_allow_http)
+    exposure = settings.mint_max_exposure_sats * 1000
+    mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s, exposure, foreign)
     redeemer = Redeemer(db, mints, secret)
     auth = Authenticator(db, mints, redeemer, secret)
     rates = BtcUsdFeed(

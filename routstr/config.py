@@ -58,6 +58,9 @@ class Settings:
     upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
     mint_timeout_s: float = 20.0
     mint_max_exposure_sats: int = 0  # the most eCash of one mint the node takes in (0: no limit)
+    foreign_mint_max_sats: int = 0  # > 0: convert tokens of other mints up to this (melt there, mint here)
+    foreign_mint_daily_sats: int = 0  # all conversions in 24 h (0: ten tokens' worth)
+    foreign_mint_allow_http: bool = False
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
 
@@ -184,6 +187,15 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
 
 
+def _bool(env: Mapping[str, str], var: str) -> bool:
+    raw = env.get(var, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{var}={raw!r} must be true or false")
+
+
 def _missing_key_status(env: Mapping[str, str]) -> int:
     status = _int(env, "MISSING_KEY_STATUS", 401)
     if status not in (401, 402):
@@ -275,5 +287,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         mint_timeout_s=_float(env, "MINT_TIMEOUT", 20.0),
         missing_key_status=_missing_key_status(env),
         mint_max_exposure_sats=_int(env, "MINT_MAX_EXPOSURE_SATS", 0),
+        foreign_mint_max_sats=_int(env, "FOREIGN_MINT_MAX_SATS", 0),
+        foreign_mint_daily_sats=_int(env, "FOREIGN_MINT_DAILY_SATS", 0),
+        foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
         log_level=level,
     )

@@ -79,7 +79,7 @@ async def topup(request: web.Request) -> web.Response:
     node = request.app[NODE]
     key = await _key(node, request)
     token = parse_token(await _token_from(request, node), node.mints)
-    if key.mint_url and (token.mint.rstrip("/") != key.mint_url or token.unit != key.unit):
+    if key.mint_url and (node.mints.home_of(token.mint) != key.mint_url or token.unit != key.unit):
         raise InvalidRequest(
             f"This key holds {key.unit} eCash of {key.mint_url}; "
             "top it up with a token of that mint and unit",

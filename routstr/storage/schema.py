@@ -89,7 +89,8 @@ swaps = Table(
     "swaps",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("kind", String(16), nullable=False),  # redeem | refund
+    # redeem | refund | convert (a foreign mint's token melted there to mint here, over Lightning)
+    Column("kind", String(16), nullable=False),
     Column("state", String(16), nullable=False),  # pending | done | failed
     Column("mint_url", Text, nullable=False),
     Column("unit", String(8), nullable=False),
@@ -102,6 +103,8 @@ swaps = Table(
     # refund: False while the token has not been handed out (e.g. the node crashed before answering)
     Column("collected", Boolean, nullable=False, server_default=false()),
     Column("error", Text, nullable=True),
+    # convert: JSON of the foreign mint, its melt quote and our mint quote here (for recovery)
+    Column("detail", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_swaps_state", "state"),

@@ -34,6 +34,7 @@ class SwapRow:
     user_amount: int
     result_token: str | None
     error: str | None
+    detail: dict[str, Any] | None = None  # convert: foreign mint and quotes
 
 
 _SWAP_COLS = (
@@ -49,6 +50,7 @@ _SWAP_COLS = (
     swaps.c.user_amount,
     swaps.c.result_token,
     swaps.c.error,
+    swaps.c.detail,
 )
 
 
@@ -66,6 +68,7 @@ def _swap(row: Any) -> SwapRow:
         user_amount=int(row[9]),
         result_token=row[10],
         error=row[11],
+        detail=orjson.loads(row[12]) if row[12] else None,
     )
 
 
@@ -81,6 +84,7 @@ async def insert_swap(
     inputs: list[dict[str, Any]],
     outputs: list[dict[str, Any]],
     user_amount: int = 0,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Record a swap before it is sent (raises IntegrityError if the token was redeemed before)."""
     t = now_ms()
@@ -96,6 +100,7 @@ async def insert_swap(
             inputs=orjson.dumps(inputs).decode(),
             outputs=orjson.dumps(outputs).decode(),
             user_amount=user_amount,
+            detail=orjson.dumps(detail).decode() if detail is not None else None,
             created_at=t,
             updated_at=t,
         )
@@ -269,3 +274,23 @@ async def latest_refund(conn: AsyncConnection, key_id: int) -> SwapRow | None:
     )
     row = (await conn.execute(q)).first()
     return _swap(row) if row else None
+
+
+async def set_detail(conn: AsyncConnection, swap_id: str, detail: dict[str, Any]) -> None:
+    await conn.execute(
+        update(swaps)
+        .where(swaps.c.id == swap_id)
+        .values(detail=orjson.dumps(detail).decode(), updated_at=now_ms())
+    )
+
+
+async def converted_since(conn: AsyncConnection, since_ms: int) -> int:
+    """Sats credited from foreign-mint conversions since ``since_ms`` (pending ones count too)."""
+    row = (
+        await conn.execute(
+            select(func.coalesce(func.sum(swaps.c.user_amount), 0)).where(
+                swaps.c.kind == "convert", swaps.c.state != FAILED, swaps.c.created_at >= since_ms
+            )
+        )
+    ).first()
+    return int(row[0]) if row else 0

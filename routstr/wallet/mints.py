@@ -17,6 +17,18 @@ def canonical_mint_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignMintPolicy:
+    """The operator's limits for converting other mints' tokens (melt there, mint at the primary)."""
+
+    max_sats: int  # per token
+    daily_sats: int  # over all conversions in 24 hours
+    allow_http: bool = False  # plain-http mints (local tests only: a token names any URL)
+
+    def allows(self, url: str) -> bool:
+        return url.startswith("https://") or (self.allow_http and url.startswith("http://"))
+
+
 @dataclass(slots=True)
 class MintHealth:
     up: bool = True  # until a check or a call says otherwise
@@ -31,9 +43,14 @@ class MintRegistry:
         session: aiohttp.ClientSession,
         timeout_s: float = 20.0,
         max_exposure_msat: int = 0,
+        foreign: ForeignMintPolicy | None = None,
     ) -> None:
         self.urls = tuple(canonical_mint_url(u) for u in urls)
+        self._session, self._timeout_s = session, timeout_s
         self._clients = {u: MintClient(u, session, timeout_s=timeout_s) for u in self.urls}
+        self._foreign: dict[str, MintClient] = {}
+        # tokens of other mints, converted into the primary mint over Lightning (off: None)
+        self.foreign = foreign
         self._active: dict[tuple[str, str], Keyset] = {}
         self.health = {u: MintHealth() for u in self.urls}
         # the most eCash of one mint the node holds (0: no limit): a mint that fails takes at most this
@@ -74,6 +91,26 @@ class MintRegistry:
 
     def is_trusted(self, url: str) -> bool:
         return canonical_mint_url(url) in self._clients
+
+    def accepts(self, url: str) -> bool:
+        """Trusted, or a foreign mint whose tokens the operator lets the node convert."""
+        return self.is_trusted(url) or (self.foreign is not None and self.foreign.allows(url))
+
+    def home_of(self, url: str) -> str:
+        """The mint a token's value ends up at: its own if trusted, else the primary (converted)."""
+        return canonical_mint_url(url) if self.is_trusted(url) else self.primary
+
+    def foreign_client(self, url: str) -> MintClient:
+        """A client for a mint the node does not trust (only to melt a token there)."""
+        url = canonical_mint_url(url)
+        if self.foreign is None or not self.foreign.allows(url):
+            raise ValueError(f"mint {url} is not one the node may contact")
+        client = self._foreign.get(url)
+        if client is None:
+            if len(self._foreign) > 256:  # a bounded cache: mint URLs come from users' tokens
+                self._foreign.clear()
+            client = self._foreign[url] = MintClient(url, self._session, timeout_s=self._timeout_s)
+        return client
 
     def client(self, url: str) -> MintClient:
         return self._clients[canonical_mint_url(url)]

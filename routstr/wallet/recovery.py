@@ -36,6 +36,10 @@ async def revert_refund(db: Database, swap_id: str, *, inputs_spent: bool, error
 
 async def recover_swap(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> str:
     """Settle one pending swap; returns its state afterwards (pending if the mint cannot say yet)."""
+    if swap.kind == "convert":
+        from routstr.wallet.convert import recover_conversion  # (convert builds on this module)
+
+        return await recover_conversion(db, mints, swap)
     if not mints.is_trusted(swap.mint_url):
         log.error("pending swap %s is for a mint no longer configured: %s", swap.id, swap.mint_url)
         return wallet_store.PENDING

@@ -30,6 +30,7 @@ from routstr.core.errors import ApiError, InvalidRequest, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, unit_to_msat
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
+from routstr.wallet.convert import convert, foreign_inputs
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
 
@@ -78,7 +79,7 @@ def parse_token(value: str, mints: MintRegistry) -> Token:
         raise TokenInvalid("Invalid Cashu token: it holds no proofs")
     if token.unit not in UNIT_MSAT:
         raise TokenInvalid(f"Unsupported token unit {token.unit!r}; this node takes sat or msat tokens")
-    if not mints.is_trusted(token.mint):
+    if not mints.accepts(token.mint) or (not mints.is_trusted(token.mint) and token.unit != "sat"):
         raise MintNotAccepted(
             f"Tokens from mint {token.mint} are not accepted by this node",
             details={"mint": token.mint, "accepted_mints": list(mints.urls)},
@@ -124,6 +125,8 @@ class Redeemer:
             del self._inflight[slot]
 
     async def _redeem(self, token: Token, th: str, target: Target) -> Redeemed:
+        if not self.mints.is_trusted(token.mint):
+            return await self._convert(token, th, target)
         proofs, fees = await self.inputs_and_fee(token)
         amount = sum(p.amount for p in proofs) - fees
         if amount <= 0:
@@ -190,6 +193,21 @@ class Redeemer:
         outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
         return self._redeemed(outcome, token, fresh=True)
 
+    async def _convert(self, token: Token, th: str, target: Target) -> Redeemed:
+        """A foreign mint's token: melted there and minted at the primary (``wallet/convert.py``)."""
+        async with self.db.read() as conn:
+            existing = await wallet_store.swap_by_token_hash(conn, th)
+        if existing is not None:
+            return await self._await_other(th, target)
+        new_key = (target.new_key_hash or "", target.new_key_kind)
+        try:
+            outcome = await convert(self.db, self.mints, token, th, target.key_id, new_key)
+        except IntegrityError:  # another process recorded it between our read and insert
+            return await self._await_other(th, target)
+        if outcome.key_id is None:
+            raise ApiError("conversion finished without a key")
+        return Redeemed(outcome.key_id, outcome.credited_msat, self.mints.primary, "sat", fresh=True)
+
     async def inputs_and_fee(self, token: Token) -> tuple[list[Proof], int]:
         """The token's proofs with full keyset ids, and the mint's input fee for spending them.
 
@@ -200,6 +218,8 @@ class Redeemer:
         (at most once a minute per mint, so bad tokens cannot make us hammer it) before the token is
         called invalid.
         """
+        if not self.mints.is_trusted(token.mint):
+            return await foreign_inputs(self.mints, token)
         self.mints.require_up(token.mint)
         client = self.mints.client(token.mint)
         for attempt in (1, 2):

@@ -17,6 +17,9 @@ from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
 
+# swaps whose outputs credit a key: a user's token taken in (redeemed, or converted from a foreign mint)
+CREDITING = ("redeem", "convert")
+
 
 @dataclass(frozen=True, slots=True)
 class SwapOutcome:
@@ -79,16 +82,16 @@ async def complete_swap(
         await wallet_store.add_proofs(
             conn, swap.mint_url, swap.unit, swap_id, [{**p.to_input_dict(), "Y": p.Y} for p in node_proofs]
         )
-        if swap.kind == "redeem":
+        if swap.kind in CREDITING:
             assert swap.key_id is not None
             await accounts.credit(conn, swap.key_id, credited, ref=swap_id)
         else:
             await wallet_store.settle_inputs(conn, swap_id, spent=True)
-    return SwapOutcome(swap.key_id, credited if swap.kind == "redeem" else 0, user_token)
+    return SwapOutcome(swap.key_id, credited if swap.kind in CREDITING else 0, user_token)
 
 
 def _outcome(swap: wallet_store.SwapRow) -> SwapOutcome:
     credited = 0
-    if swap.kind == "redeem" and swap.state == wallet_store.DONE:
+    if swap.kind in CREDITING and swap.state == wallet_store.DONE:
         credited = unit_to_msat(sum(o["amount"] for o in swap.outputs if o.get("owner") == "node"), swap.unit)
     return SwapOutcome(swap.key_id, credited, swap.result_token)

@@ -370,11 +370,15 @@ async def test_change_the_mint_could_not_pay_out_waits_and_is_on_the_books(
             running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
             aiohttp.ClientSession() as http,
         ):
-            body = chat_body(max_tokens=20, fake_delay_ms=1500)
+            body = chat_body(max_tokens=20, fake_delay_ms=2000)
             request = asyncio.ensure_future(
                 http.post(node.v1 + "/chat/completions", json=body, headers=paid(token))
             )
-            await asyncio.sleep(0.8)  # redeemed by now; the upstream is still "thinking"
+            for _ in range(200):  # wait until the token is redeemed (the upstream is still "thinking")
+                async with node.db.read() as conn:
+                    if [b.wallet_msat for b in await books(conn)] == [50_000]:
+                        break
+                await asyncio.sleep(0.01)
             mint.stop()
             r = await request
             assert r.status == 200

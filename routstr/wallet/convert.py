@@ -1,0 +1,197 @@
+"""Taking a token of a mint the node does not trust: melt it there, mint the value at the primary.
+
+Off unless the operator sets ``FOREIGN_MINT_MAX_SATS``. The steps, each committed before the next:
+1. quote: an invoice of the primary mint (NUT-04) for what the token pays after the foreign mint's
+   input fee and Lightning fee reserve (NUT-05 melt quote), re-quoted until it fits the token;
+2. record the conversion (the user's proofs, both quotes and our fresh outputs at the primary);
+3. melt the proofs at the foreign mint, which pays the invoice;
+4. mint our outputs at the primary, store the proofs and credit the key in one transaction.
+A crash or a lost answer anywhere leaves a pending record that ``recover_conversion`` settles from
+the two mints' records: paid → mint (or restore) here; never paid → the token is the user's again.
+The fee reserve is paid in full (no change outputs: the node keeps no eCash of untrusted mints).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from routstr.cashu.errors import CashuError, MintError, MintUnavailable, TokenError
+from routstr.cashu.nut00 import Proof
+from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.nut04 import MintQuote
+from routstr.cashu.nut05 import MeltQuote, MeltQuoteState
+from routstr.cashu.outputs import PreparedOutput, prepare_outputs
+from routstr.cashu.tokens import Token, resolve_short_keyset_ids
+from routstr.core.errors import InvalidRequest, ServiceUnavailable
+from routstr.storage import accounts, wallet_store
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record, prepared_from_record
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+QUOTE_ATTEMPTS = 3
+
+
+class ForeignTokenRefused(InvalidRequest):
+    code = "mint_not_accepted"
+
+
+async def foreign_inputs(mints: MintRegistry, token: Token) -> tuple[list[Proof], int]:
+    """The token's proofs with full keyset ids, and its mint's input fee for them."""
+    client = mints.foreign_client(token.mint)
+    try:
+        keysets = await client.keysets()
+        proofs = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
+    except (TokenError, ValueError) as e:
+        raise InvalidRequest(f"Invalid Cashu token: {e}", code="invalid_token") from None
+    except CashuError as e:
+        raise ServiceUnavailable(f"Mint {token.mint} is unavailable: {e}", code="mint_unavailable") from None
+    return proofs, fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+
+
+async def convert(
+    db: Database,
+    mints: MintRegistry,
+    token: Token,
+    token_hash: str,
+    key_id: int | None,
+    new_key: tuple[str, str],
+) -> SwapOutcome:
+    """Credit ``token`` (a foreign mint's) to ``key_id``, or to a new key (hash, kind), at the primary."""
+    policy = mints.foreign
+    assert policy is not None and token.unit == "sat"
+    if token.amount > policy.max_sats:
+        raise ForeignTokenRefused(
+            f"Tokens of mint {token.mint} are taken up to {policy.max_sats} sat; this one is {token.amount}",
+            details={"mint": token.mint, "accepted_mints": list(mints.urls)},
+        )
+    proofs, input_fee = await foreign_inputs(mints, token)
+    melt, mint_quote = await _quotes(mints, token, input_fee)
+    home = mints.primary
+    active = await mints.active_keyset(home, "sat")
+    prepared = prepare_outputs(split_amount(mint_quote.amount), active.id)
+    swap_id = uuid.uuid4().hex
+    detail = {"foreign_mint": token.mint, "melt_quote": melt.quote, "mint_quote": mint_quote.quote}
+    async with db.write() as conn:
+        since = accounts.now_ms() - DAY_MS
+        if await wallet_store.converted_since(conn, since) + token.amount > policy.daily_sats:
+            raise ServiceUnavailable(
+                "This node has converted as many foreign-mint tokens today as it takes; your token was "
+                f"not used: pay with a token of {', '.join(mints.urls)}, or try tomorrow",
+                code="foreign_mint_limit",
+            )
+        if key_id is None:
+            key_id = await accounts.create_key(conn, new_key[0], new_key[1], home, "sat")
+        await wallet_store.insert_swap(
+            conn,
+            swap_id=swap_id,
+            kind="convert",
+            mint_url=home,
+            unit="sat",
+            key_id=key_id,
+            token_hash=token_hash,
+            inputs=[p.to_input_dict() for p in proofs],
+            outputs=[output_record(o, "node") for o in prepared],
+            user_amount=token.amount,
+            detail=detail,
+        )
+    try:
+        paid = await mints.foreign_client(token.mint).melt(melt.quote, proofs)
+    except MintError as e:  # refused: nothing was paid, the proofs are the user's again
+        await _abandon(db, swap_id)
+        if e.is_already_spent:
+            raise InvalidRequest(
+                "This Cashu token has already been spent", code="token_already_spent"
+            ) from None
+        raise InvalidRequest(
+            f"Mint {token.mint} refused the token: {e.detail}", code="invalid_token"
+        ) from None
+    except MintUnavailable:
+        raise _pending(token.mint) from None
+    if paid.state != MeltQuoteState.PAID:
+        raise _pending(token.mint)
+    return await _mint_here(db, mints, swap_id, mint_quote.quote, prepared)
+
+
+async def _quotes(mints: MintRegistry, token: Token, input_fee: int) -> tuple[MeltQuote, MintQuote]:
+    """A primary-mint invoice and the foreign mint's melt quote for it whose total fits the token."""
+    home = mints.client(mints.primary)
+    foreign = mints.foreign_client(token.mint)
+    target = token.amount - input_fee
+    try:
+        for _ in range(QUOTE_ATTEMPTS):
+            if target <= 0:
+                break
+            invoice = await home.mint_quote(target)
+            melt = await foreign.melt_quote(invoice.bolt11)
+            over = melt.amount_needed(input_fee) - token.amount
+            if over <= 0:
+                return melt, invoice
+            target -= over
+    except CashuError as e:
+        raise ServiceUnavailable(
+            f"Could not convert the token of {token.mint} into {mints.primary}: {e}", code="mint_unavailable"
+        ) from None
+    raise ForeignTokenRefused(
+        f"The token of {token.mint} is too small to pay that mint's fees for converting it",
+        details={"mint": token.mint, "accepted_mints": list(mints.urls)},
+    )
+
+
+async def _mint_here(
+    db: Database, mints: MintRegistry, swap_id: str, quote_id: str, prepared: list[PreparedOutput]
+) -> SwapOutcome:
+    try:
+        sigs = await mints.client(mints.primary).mint(quote_id, [o.to_blinded_message() for o in prepared])
+    except CashuError as e:  # the invoice was paid: recovery mints (or restores) it later
+        log.warning("conversion %s: minting at the primary failed for now: %s", swap_id, e)
+        raise _pending(mints.primary) from None
+    return await complete_swap(db, mints, swap_id, sigs)
+
+
+def _pending(mint: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Converting the token is under way (mint {mint} has not finished); it is credited once it "
+        "finishes: send the same token again shortly",
+        code="conversion_pending",
+    )
+
+
+async def _abandon(db: Database, swap_id: str) -> None:
+    async with db.write() as conn:
+        await wallet_store.abandon_redeem(conn, swap_id)
+
+
+async def recover_conversion(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> str:
+    """Settle a pending conversion from the mints' records; returns its state afterwards."""
+    d = swap.detail or {}
+    if mints.foreign is None or not mints.foreign.allows(str(d.get("foreign_mint", ""))):
+        log.error("conversion %s: foreign mints are off; it stays pending", swap.id)
+        return wallet_store.PENDING
+    prepared = [prepared_from_record(r) for r in swap.outputs]
+    foreign = mints.foreign_client(str(d["foreign_mint"]))
+    try:
+        melt = await foreign.melt_quote_state(str(d["melt_quote"]))
+        if melt.state == MeltQuoteState.PENDING:
+            return wallet_store.PENDING
+        if melt.state == MeltQuoteState.PAID:
+            home = mints.client(swap.mint_url)
+            restored = {
+                bm.B_: sig for bm, sig in await home.restore([p.to_blinded_message() for p in prepared])
+            }
+            if prepared and all(p.B_ in restored for p in prepared):
+                await complete_swap(db, mints, swap.id, [restored[p.B_] for p in prepared])
+            else:
+                await _mint_here(db, mints, swap.id, str(d["mint_quote"]), prepared)
+            return wallet_store.DONE
+        states = await foreign.check_state([Proof.from_dict(p).Y for p in swap.inputs])
+    except (CashuError, ServiceUnavailable) as e:
+        log.warning("conversion %s could not be settled yet: %s", swap.id, e)
+        return wallet_store.PENDING
+    if set(states.values()) == {"UNSPENT"}:  # never melted: the token is the user's again
+        await _abandon(db, swap.id)
+        return wallet_store.FAILED
+    return wallet_store.PENDING
