@@ -413,3 +413,39 @@ async def test_a_responses_stream_carries_the_change_in_response_completed(
     cost = events[-1]["response"]["usage"]["cost"]
     assert cost["msats"] // 1000 + cost["change"] == 60
     assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+
+
+async def test_a_stream_the_upstream_cuts_still_ends_with_the_change(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 40)
+    body = chat_body(max_tokens=30, stream=True, fake_behavior="cut-stream")
+    async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+        assert r.status == 200
+        events = sse_events(await r.read())
+    last = data_of(events[-1])  # no usage came: the change has an event of its own
+    assert last["object"] == "x_cashu" and last["choices"] == []
+    cost = last["usage"]["cost"]
+    assert 0 < cost["msats"] and cost["msats"] // 1000 + cost["change"] == 40  # billed by the estimate
+    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+
+
+async def test_a_client_that_leaves_mid_stream_fetches_its_change_later(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 40)
+    body = chat_body(max_tokens=30, stream=True, fake_behavior="slow-stream", fake_delay_ms=100)
+    async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
+        assert r.status == 200
+        await r.content.readany()  # the first events, then hang up
+    for _ in range(100):  # the node notices at its next write, then settles
+        key = await one_shot_key(node, token)
+        if key.total_requests == 1 and key.reserved_msat == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert key.total_spent_msat > 0  # billed for what was delivered, never zero
+    async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
+        assert r.status == 200, await r.text()
+        change = await r.json()
+    assert change["amount"] * 1000 + key.total_spent_msat == 40_000
+    assert await wallet.areceive(change["token"]) == change["amount"]
