@@ -12,7 +12,7 @@ import aiohttp
 import aiohttp_cors
 from aiohttp import web
 
-from routstr.api import balance, docs, info, llm
+from routstr.api import balance, docs, info, lightning, llm
 from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
@@ -27,6 +27,7 @@ from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
+from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
@@ -100,7 +101,10 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         settings.aliases,
         settings.missing_key_status,
     )
-    return Node(settings, db, mints, redeemer, refunder, auth, catalogue, providers, pipeline, rates, xcashu)
+    invoices = Invoices(db, mints, secret)
+    return Node(
+        settings, db, mints, redeemer, refunder, auth, catalogue, providers, pipeline, rates, xcashu, invoices
+    )
 
 
 def _pooled_session() -> aiohttp.ClientSession:
@@ -152,11 +156,17 @@ def create_app(settings: Settings) -> web.Application:
             if counts:
                 log.info("swap recovery: %s", counts)
 
+        async def watch_invoices() -> None:
+            counts = await node.invoices.settle_all()
+            if counts.get("settled"):
+                log.info("invoice watcher: %s", counts)
+
         sweep_every = min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2)
         tasks = [
             asyncio.create_task(_every(sweep_every, "reservation sweep", sweep)),
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
             asyncio.create_task(_every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)),
+            asyncio.create_task(_every(settings.invoice_watch_s, "invoice watcher", watch_invoices)),
             asyncio.create_task(node.catalogue.refresh_forever(node.providers)),
         ]
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
@@ -173,7 +183,7 @@ def create_app(settings: Settings) -> web.Application:
         await db.close()
 
     app.cleanup_ctx.append(lifecycle)
-    for module in (llm, info, balance, docs):
+    for module in (llm, info, balance, lightning, docs):
         module.add_routes(app)
     _cors(app, settings.cors_origins)
     return app

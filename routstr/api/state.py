@@ -14,6 +14,7 @@ from routstr.rates.feed import BtcUsdFeed
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.providers import Provider
+from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
@@ -32,6 +33,7 @@ class Node:
     pipeline: Pipeline
     rates: BtcUsdFeed
     xcashu: XCashu
+    invoices: Invoices
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)

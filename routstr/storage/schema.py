@@ -90,6 +90,7 @@ swaps = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     # redeem | refund | convert (a foreign mint's token melted there to mint here, over Lightning)
+    # | mint (a paid Lightning invoice's eCash, minted into the node's wallet)
     Column("kind", String(16), nullable=False),
     Column("state", String(16), nullable=False),  # pending | done | failed
     Column("mint_url", Text, nullable=False),
@@ -126,6 +127,28 @@ proofs = Table(
     Column("spent_by", String(32), nullable=True),  # the swap that consumes it
     Column("created_at", BigInteger, nullable=False),
     Index("ix_proofs_mint_state", "mint_url", "unit", "state"),
+)
+
+# Lightning top-ups through the primary mint's NUT-04 quotes. ``id`` is a random handle only the
+# creator holds (the bolt11 alone does not lead to the key); ``swap_id`` is the mint step, whose
+# outputs are recorded before the mint is asked, so a crash there is finished by NUT-09 restore.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("quote_id", Text, nullable=False, unique=True),
+    Column("mint_url", Text, nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("bolt11", Text, nullable=False),
+    Column("purpose", String(8), nullable=False),  # create | topup
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=True),  # topup: set at once
+    Column("state", String(16), nullable=False),  # pending | settled | expired
+    Column("swap_id", String(32), nullable=True, unique=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_invoices_state", "state"),
 )
 
 node_settings = Table(

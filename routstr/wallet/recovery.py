@@ -40,6 +40,10 @@ async def recover_swap(db: Database, mints: MintRegistry, swap: wallet_store.Swa
         from routstr.wallet.convert import recover_conversion  # (convert builds on this module)
 
         return await recover_conversion(db, mints, swap)
+    if swap.kind == "mint":
+        from routstr.wallet.lightning_in import finish_mint
+
+        return await finish_mint(db, mints, swap.id)
     if not mints.is_trusted(swap.mint_url):
         log.error("pending swap %s is for a mint no longer configured: %s", swap.id, swap.mint_url)
         return wallet_store.PENDING

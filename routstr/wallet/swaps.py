@@ -17,8 +17,9 @@ from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
 
-# swaps whose outputs credit a key: a user's token taken in (redeemed, or converted from a foreign mint)
-CREDITING = ("redeem", "convert")
+# swaps whose outputs credit a key: a user's token taken in (redeemed, or converted from a foreign
+# mint), or the eCash of a paid Lightning invoice
+CREDITING = ("redeem", "convert", "mint")
 
 
 @dataclass(frozen=True, slots=True)

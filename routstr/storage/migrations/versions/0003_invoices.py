@@ -1,0 +1,44 @@
+"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "invoices",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("quote_id", sa.Text(), nullable=False),
+        sa.Column("mint_url", sa.Text(), nullable=False),
+        sa.Column("unit", sa.String(length=8), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("bolt11", sa.Text(), nullable=False),
+        sa.Column("purpose", sa.String(length=8), nullable=False),
+        sa.Column("key_id", sa.BigInteger(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("swap_id", sa.String(length=32), nullable=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name=op.f("fk_invoices_key_id")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
+        sa.UniqueConstraint("quote_id", name=op.f("uq_invoices_quote_id")),
+        sa.UniqueConstraint("swap_id", name=op.f("uq_invoices_swap_id")),
+    )
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.create_index("ix_invoices_state", ["state"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.drop_index("ix_invoices_state")
+    op.drop_table("invoices")

@@ -1,0 +1,246 @@
+"""Paying with Lightning: an invoice of the primary mint (NUT-04) that, once paid, becomes eCash in
+the node's wallet and credit on a key, exactly once.
+
+The steps, each committed before the next:
+1. ask the mint for a quote (its bolt11) and record the invoice under a random id that only its
+   creator gets (the bolt11 alone leads to nothing: the key a "create" invoice makes is derived from
+   that id);
+2. when the mint says the quote is paid (a status poll or the watcher, whichever comes first): create
+   the key if needed, record our outputs and attach them to the invoice, once across all processes;
+3. ask the mint to sign them, then store the proofs and credit the key in one transaction.
+A crash after 2 is finished by ``finish_mint`` (NUT-09 restore, or minting again with the same
+outputs), at start-up or by the watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from routstr.cashu.errors import CashuError, MintError
+from routstr.cashu.nut02 import split_amount
+from routstr.cashu.nut04 import MintQuoteState
+from routstr.cashu.outputs import PreparedOutput, prepare_outputs
+from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
+from routstr.core.keys import SK_PREFIX, key_hash
+from routstr.storage import accounts, invoice_store, wallet_store
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.swaps import complete_swap, output_record, prepared_from_record
+
+log = logging.getLogger(__name__)
+
+MAX_INVOICE_SATS = 10_000_000
+CLAIM_WAIT_S = 10.0
+
+
+class _Taken(Exception):
+    """Another request (or process) attached the mint step first: roll ours back."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceStatus:
+    invoice: invoice_store.InvoiceRow
+    api_key: str | None  # a settled "create" invoice: the key it made (only its creator asks by id)
+    balance_msat: int | None
+
+
+class Invoices:
+    def __init__(self, db: Database, mints: MintRegistry, secret: bytes) -> None:
+        self.db = db
+        self.mints = mints
+        self.secret = secret
+        self._inflight: dict[str, asyncio.Future[invoice_store.InvoiceRow]] = {}
+
+    def created_key(self, invoice_id: str) -> str:
+        mac = hmac.new(self.secret, b"invoice:" + invoice_id.encode(), hashlib.sha256)
+        return SK_PREFIX + mac.hexdigest()[:32]
+
+    async def create(self, amount_sats: int, purpose: str, key_id: int | None) -> invoice_store.InvoiceRow:
+        if purpose not in ("create", "topup"):
+            raise InvalidRequest('\'purpose\' must be "create" or "topup"', details={"param": "purpose"})
+        if not 0 < amount_sats <= MAX_INVOICE_SATS:
+            raise InvalidRequest(
+                f"'amount_sats' must be a whole number from 1 to {MAX_INVOICE_SATS}",
+                details={"param": "amount_sats"},
+            )
+        if purpose == "topup":
+            async with self.db.read() as conn:
+                key = await accounts.key_by_id(conn, key_id) if key_id is not None else None
+            if key is None:
+                raise InvalidRequest("A top-up invoice needs the key to credit (Authorization: Bearer …)")
+            if key.mint_url != self.mints.primary or key.unit != "sat":
+                raise InvalidRequest(
+                    f"This key holds {key.unit} eCash of {key.mint_url}; Lightning top-ups arrive as sat "
+                    f'eCash of {self.mints.primary}: create a new key with purpose "create"'
+                )
+        try:
+            quote = await self.mints.client(self.mints.primary).mint_quote(amount_sats, "sat")
+        except CashuError as e:
+            raise ServiceUnavailable(f"Mint {self.mints.primary} could not make an invoice: {e}") from None
+        invoice_id = secrets.token_hex(16)
+        async with self.db.write() as conn:
+            await invoice_store.insert_invoice(
+                conn,
+                id=invoice_id,
+                quote_id=quote.quote,
+                mint_url=self.mints.primary,
+                unit="sat",
+                amount=amount_sats,
+                bolt11=quote.bolt11,
+                purpose=purpose,
+                key_id=key_id if purpose == "topup" else None,
+                expires_at=quote.expiry * 1000 if quote.expiry else None,
+            )
+            row = await invoice_store.invoice_by_id(conn, invoice_id)
+        assert row is not None
+        return row
+
+    async def status(self, invoice_id: str) -> InvoiceStatus:
+        """Where the invoice stands, settling it first if the mint says it is paid."""
+        inv = await self.settle(invoice_id)
+        api_key = balance = None
+        if inv.state == invoice_store.SETTLED and inv.key_id is not None:
+            async with self.db.read() as conn:
+                key = await accounts.key_by_id(conn, inv.key_id)
+            balance = key.balance_msat if key else None
+            if inv.purpose == "create":
+                api_key = self.created_key(inv.id)
+        return InvoiceStatus(inv, api_key, balance)
+
+    async def settle(self, invoice_id: str) -> invoice_store.InvoiceRow:
+        """Settle the invoice if it is paid; concurrent callers in this process share one attempt."""
+        running = self._inflight.get(invoice_id)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._settle(invoice_id))
+        self._inflight[invoice_id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._inflight.pop(invoice_id, None)
+            else:
+                task.add_done_callback(lambda _: self._inflight.pop(invoice_id, None))
+
+    async def _settle(self, invoice_id: str) -> invoice_store.InvoiceRow:
+        async with self.db.read() as conn:
+            inv = await invoice_store.invoice_by_id(conn, invoice_id)
+        if inv is None:
+            raise NotFound("Unknown invoice")
+        if inv.state != invoice_store.PENDING:
+            return inv
+        if inv.swap_id is not None:  # paid; the mint step was cut short: finish it
+            await finish_mint(self.db, self.mints, inv.swap_id)
+            return await self._reload(inv.id)
+        try:
+            quote = await self.mints.client(inv.mint_url).mint_quote_state(inv.quote_id)
+        except CashuError as e:
+            log.warning("invoice %s: mint could not say whether it is paid: %s", inv.id, e)
+            return inv
+        if quote.state == MintQuoteState.UNPAID:
+            if inv.expires_at is not None and accounts.now_ms() > inv.expires_at:
+                async with self.db.write() as conn:
+                    await invoice_store.set_state(conn, inv.id, invoice_store.EXPIRED)
+                return await self._reload(inv.id)
+            return inv
+        swap_id = await self._claim(inv)
+        if swap_id is not None:
+            await finish_mint(self.db, self.mints, swap_id)
+            return await self._reload(inv.id)
+        for _ in range(int(CLAIM_WAIT_S / 0.05)):  # another process is minting it: wait for the result
+            inv = await self._reload(inv.id)
+            if inv.state != invoice_store.PENDING:
+                break
+            await asyncio.sleep(0.05)
+        return inv
+
+    async def _claim(self, inv: invoice_store.InvoiceRow) -> str | None:
+        """Record the outputs for a paid invoice (and the key a "create" invoice makes), once."""
+        active = await self.mints.active_keyset(inv.mint_url, inv.unit)
+        prepared = prepare_outputs(split_amount(inv.amount), active.id)
+        swap_id = uuid.uuid4().hex
+        try:
+            await self._record(inv, swap_id, prepared)
+        except _Taken:
+            return None
+        return swap_id
+
+    async def _record(
+        self, inv: invoice_store.InvoiceRow, swap_id: str, prepared: list[PreparedOutput]
+    ) -> None:
+        async with self.db.write() as conn:
+            key_id = inv.key_id
+            if key_id is None:
+                khash = key_hash(self.secret, self.created_key(inv.id))
+                existing = await accounts.key_by_hash(conn, khash)
+                key_id = (
+                    existing.id
+                    if existing
+                    else await accounts.create_key(conn, khash, "sk", inv.mint_url, inv.unit)
+                )
+            if not await invoice_store.claim_for_minting(conn, inv.id, swap_id, key_id):
+                raise _Taken
+            await wallet_store.insert_swap(
+                conn,
+                swap_id=swap_id,
+                kind="mint",
+                mint_url=inv.mint_url,
+                unit=inv.unit,
+                key_id=key_id,
+                token_hash=None,
+                inputs=[],
+                outputs=[output_record(o, "node") for o in prepared],
+                detail={"quote": inv.quote_id, "invoice": inv.id},
+            )
+
+    async def settle_all(self) -> dict[str, int]:
+        """The watcher: settle every pending invoice the mint says is paid (nobody needs to poll)."""
+        async with self.db.read() as conn:
+            pending = await invoice_store.pending_invoices(conn)
+        counts: dict[str, int] = {}
+        for inv in pending:
+            state = (await self.settle(inv.id)).state
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    async def _reload(self, invoice_id: str) -> invoice_store.InvoiceRow:
+        async with self.db.read() as conn:
+            inv = await invoice_store.invoice_by_id(conn, invoice_id)
+        assert inv is not None
+        return inv
+
+
+async def finish_mint(db: Database, mints: MintRegistry, swap_id: str) -> str:
+    """Get the signatures for a recorded mint step (restore first: it may have happened) and
+    credit the key; returns the swap's state afterwards."""
+    async with db.read() as conn:
+        swap = await wallet_store.swap_by_id(conn, swap_id)
+    if swap is None:
+        return wallet_store.FAILED
+    if swap.state == wallet_store.PENDING:
+        client = mints.client(swap.mint_url)
+        prepared = [prepared_from_record(r) for r in swap.outputs]
+        blinded = [p.to_blinded_message() for p in prepared]
+        try:
+            signed = {bm.B_: sig for bm, sig in await client.restore(blinded)}
+            if not all(p.B_ in signed for p in prepared):
+                sigs = await client.mint(str((swap.detail or {})["quote"]), blinded)
+                signed = {p.B_: s for p, s in zip(prepared, sigs, strict=True)}
+        except MintError as e:
+            log.error("mint step %s refused by the mint (%s): left pending for the operator", swap.id, e)
+            return wallet_store.PENDING
+        except CashuError as e:
+            log.warning("mint step %s not finished yet: %s", swap.id, e)
+            return wallet_store.PENDING
+        await complete_swap(db, mints, swap.id, [signed[p.B_] for p in prepared])
+    async with db.write() as conn:
+        inv = await invoice_store.invoice_by_swap(conn, swap_id)
+        if inv is not None:
+            await invoice_store.set_state(conn, inv.id, invoice_store.SETTLED)
+    return wallet_store.DONE
