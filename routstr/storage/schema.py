@@ -127,6 +127,7 @@ proofs = Table(
     Column("spent_by", String(32), nullable=True),  # the swap that consumes it
     Column("created_at", BigInteger, nullable=False),
     Index("ix_proofs_mint_state", "mint_url", "unit", "state"),
+    Index("ix_proofs_spent_by", "spent_by"),
 )
 
 # Lightning top-ups through the primary mint's NUT-04 quotes. ``id`` is a random handle only the

@@ -18,6 +18,8 @@ from routstr.storage.accounts import now_ms
 from routstr.storage.schema import proofs, swaps
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+EXACT_SCAN = 64  # proofs looked at for an exact sum
+EXACT_MAX_INPUTS = 6  # more inputs than this: split one proof instead (each input may carry a fee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,25 +178,39 @@ async def take_proofs(
 ) -> list[dict[str, Any]] | None:
     """Reserve unspent proofs worth at least ``amount`` for ``swap_id``; None if the wallet is short.
 
-    Largest first keeps the number of inputs (and so NUT-02 fees) small.
+    Reads only a few rows whatever the wallet's size. Preferred: a few proofs that add up exactly
+    (nothing to split, the wallet does not grow); else the smallest proof that covers the amount
+    (one input, so the least NUT-02 fee); else the largest proofs until they cover it.
     """
-    rows = (
-        await conn.execute(
-            select(proofs.c.id, proofs.c.keyset_id, proofs.c.amount, proofs.c.secret, proofs.c.C)
-            .where(proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == "unspent")
-            .order_by(proofs.c.amount.desc())
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    cols = (proofs.c.id, proofs.c.keyset_id, proofs.c.amount, proofs.c.secret, proofs.c.C)
+    mine = (proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == "unspent")
+
+    async def rows(*where: Any, order: Any, limit: int, offset: int = 0) -> list[Any]:
+        q = select(*cols).where(*mine, *where).order_by(order).limit(limit).offset(offset)
+        return list((await conn.execute(q.with_for_update(skip_locked=True))).all())
+
     chosen: list[Any] = []
     total = 0
-    for r in rows:
-        if total >= amount:
+    for r in await rows(proofs.c.amount <= amount, order=proofs.c.amount.desc(), limit=EXACT_SCAN):
+        if total + int(r[2]) <= amount:
+            chosen.append(r)
+            total += int(r[2])
+        if total == amount:
             break
-        chosen.append(r)
-        total += int(r[2])
-    if total < amount:
-        return None
+    if total != amount or len(chosen) > EXACT_MAX_INPUTS:
+        single = await rows(proofs.c.amount >= amount, order=proofs.c.amount.asc(), limit=1)
+        chosen, total = (single, int(single[0][2])) if single else ([], 0)
+        offset = 0
+        while total < amount:
+            page = await rows(order=proofs.c.amount.desc(), limit=256, offset=offset)
+            if not page:
+                return None
+            for r in page:
+                chosen.append(r)
+                total += int(r[2])
+                if total >= amount:
+                    break
+            offset += len(page)
     ids = [r[0] for r in chosen]
     await conn.execute(
         update(proofs)

@@ -1,4 +1,4 @@
-"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes
+"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs.spent_by indexed
 
 Revision ID: 0003
 Revises: 0002
@@ -36,9 +36,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.create_index("ix_invoices_state", ["state"], unique=False)
+    with op.batch_alter_table("proofs", schema=None) as batch_op:
+        batch_op.create_index("ix_proofs_spent_by", ["spent_by"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("proofs", schema=None) as batch_op:
+        batch_op.drop_index("ix_proofs_spent_by")
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.drop_index("ix_invoices_state")
     op.drop_table("invoices")
