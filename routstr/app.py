@@ -28,6 +28,7 @@ from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
 from routstr.wallet.lightning_in import Invoices
+from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
@@ -102,8 +103,21 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         settings.missing_key_status,
     )
     invoices = Invoices(db, mints, secret)
+    payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
     return Node(
-        settings, db, mints, redeemer, refunder, auth, catalogue, providers, pipeline, rates, xcashu, invoices
+        settings,
+        db,
+        mints,
+        redeemer,
+        refunder,
+        auth,
+        catalogue,
+        providers,
+        pipeline,
+        rates,
+        xcashu,
+        invoices,
+        payouts,
     )
 
 

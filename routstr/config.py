@@ -61,6 +61,7 @@ class Settings:
     foreign_mint_max_sats: int = 0  # > 0: convert tokens of other mints up to this (melt there, mint here)
     foreign_mint_daily_sats: int = 0  # all conversions in 24 h (0: ten tokens' worth)
     foreign_mint_allow_http: bool = False
+    lnurl_allow_http: bool = False  # Lightning addresses / LNURLs on plain http (local tests only)
     invoice_watch_s: float = 5.0  # how often paid Lightning invoices are settled without a poll
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
@@ -292,5 +293,6 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         foreign_mint_daily_sats=_int(env, "FOREIGN_MINT_DAILY_SATS", 0),
         foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
         invoice_watch_s=_float(env, "INVOICE_WATCH_SECONDS", 5.0),
+        lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),
         log_level=level,
     )

@@ -98,6 +98,9 @@ async def refund(request: web.Request) -> web.Response:
     """A key's balance as a Cashu token; with ``X-Cashu: <token>``, the change of the request that
     token paid for (handed out again if it was already: a lost stream must not lose the change)."""
     node = request.app[NODE]
+    destination = await _lightning_destination(request, node)
+    if destination is not None:
+        return await _pay_out(request, node, destination)
     paid_with = xcashu_value(request.headers)
     if paid_with is not None:
         r = await node.xcashu.retrieve(paid_with)
@@ -120,6 +123,35 @@ async def refund(request: web.Request) -> web.Response:
     if r.unit == "sat":
         out["sats"] = r.amount
     return web.Response(body=orjson.dumps(out), content_type="application/json")
+
+
+async def _lightning_destination(request: web.Request, node: Node) -> str | None:
+    """A Lightning destination for the refund: in the body, or the request's Refund-LNURL header."""
+    if request.can_read_body:
+        _, body = await read_json_body(request, node.settings.max_body_bytes)
+        for name in ("destination", "lightning_address", "lnurl", "bolt11", "invoice"):
+            value = body.get(name)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    header = request.headers.get("Refund-LNURL", "").strip()
+    return header or None
+
+
+async def _pay_out(request: web.Request, node: Node, destination: str) -> web.Response:
+    key = await _key(node, request)
+    p = await node.payouts.pay(key.id, destination)
+    async with node.db.read() as conn:
+        after = await accounts.key_by_id(conn, key.id)
+    assert after is not None
+    out = {
+        "state": p.state,
+        "amount_sats": p.amount,
+        "fee_sats": p.fee,
+        "preimage": p.preimage,
+        "msats": p.debited_msat,
+        "balance": after.balance_msat,
+    }
+    return json_response(out, status=200 if p.state == "paid" else 202)
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.providers import Provider
 from routstr.wallet.lightning_in import Invoices
+from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
@@ -34,6 +35,7 @@ class Node:
     rates: BtcUsdFeed
     xcashu: XCashu
     invoices: Invoices
+    payouts: Payouts
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)

@@ -24,7 +24,7 @@ class MintBooks:
     uncollected_tokens: int  # refund/change tokens made but never handed to their owner
     uncollected_amount: int  # their value, in the unit
     pending_swaps: int  # swaps not yet finished (recovery finishes them)
-    pending_refunds: int  # in the unit: what those of them that are refunds owe their users
+    pending_refunds: int  # in the unit: what those of them that are refunds or payouts owe their users
 
     @property
     def wallet_msat(self) -> int:

@@ -48,7 +48,7 @@ async def books(conn: AsyncConnection) -> list[MintBooks]:
     )
     for mint, unit, kind, n, amount in (await conn.execute(pending)).all():
         figures[mint, unit]["pending_swaps"] += int(n)
-        if kind == "refund":
+        if kind in ("refund", "melt"):  # money on its way to a user (token or Lightning payment)
             figures[mint, unit]["pending_refunds"] += int(amount or 0)
     names = [f.name for f in fields(MintBooks) if f.name not in ("mint_url", "unit")]
     return [

@@ -126,7 +126,7 @@ proofs = Table(
     Column("swap_id", String(32), nullable=True),  # the swap that produced it
     Column("spent_by", String(32), nullable=True),  # the swap that consumes it
     Column("created_at", BigInteger, nullable=False),
-    Index("ix_proofs_mint_state", "mint_url", "unit", "state"),
+    Index("ix_proofs_mint_state_amount", "mint_url", "unit", "state", "amount"),
     Index("ix_proofs_spent_by", "spent_by"),
 )
 

@@ -18,7 +18,6 @@ from routstr.storage.accounts import now_ms
 from routstr.storage.schema import proofs, swaps
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
-EXACT_SCAN = 64  # proofs looked at for an exact sum
 EXACT_MAX_INPUTS = 6  # more inputs than this: split one proof instead (each input may carry a fee)
 
 
@@ -178,9 +177,9 @@ async def take_proofs(
 ) -> list[dict[str, Any]] | None:
     """Reserve unspent proofs worth at least ``amount`` for ``swap_id``; None if the wallet is short.
 
-    Reads only a few rows whatever the wallet's size. Preferred: a few proofs that add up exactly
-    (nothing to split, the wallet does not grow); else the smallest proof that covers the amount
-    (one input, so the least NUT-02 fee); else the largest proofs until they cover it.
+    Reads only a few rows whatever the wallet's size. Preferred: one proof per binary digit of the
+    amount (nothing to split, the wallet does not grow); else the smallest proof that covers the
+    amount (one input, so the least NUT-02 fee); else the largest proofs until they cover it.
     """
     cols = (proofs.c.id, proofs.c.keyset_id, proofs.c.amount, proofs.c.secret, proofs.c.C)
     mine = (proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == "unspent")
@@ -191,13 +190,15 @@ async def take_proofs(
 
     chosen: list[Any] = []
     total = 0
-    for r in await rows(proofs.c.amount <= amount, order=proofs.c.amount.desc(), limit=EXACT_SCAN):
-        if total + int(r[2]) <= amount:
-            chosen.append(r)
-            total += int(r[2])
-        if total == amount:
-            break
-    if total != amount or len(chosen) > EXACT_MAX_INPUTS:
+    parts = [1 << i for i in reversed(range(amount.bit_length())) if amount >> i & 1]
+    if len(parts) <= EXACT_MAX_INPUTS:  # one proof per binary digit of the amount: nothing to split
+        for part in parts:
+            found = await rows(proofs.c.amount == part, order=proofs.c.id, limit=1)
+            if not found:
+                break
+            chosen.append(found[0])
+            total += part
+    if total != amount:
         single = await rows(proofs.c.amount >= amount, order=proofs.c.amount.asc(), limit=1)
         chosen, total = (single, int(single[0][2])) if single else ([], 0)
         offset = 0

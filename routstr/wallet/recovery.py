@@ -40,6 +40,10 @@ async def recover_swap(db: Database, mints: MintRegistry, swap: wallet_store.Swa
         from routstr.wallet.convert import recover_conversion  # (convert builds on this module)
 
         return await recover_conversion(db, mints, swap)
+    if swap.kind == "melt":
+        from routstr.wallet.lightning_out import recover_melt
+
+        return await recover_melt(db, mints, swap)
     if swap.kind == "mint":
         from routstr.wallet.lightning_in import finish_mint
 

@@ -45,3 +45,22 @@ async def test_exact_sums_then_one_covering_proof(backend: str, tmp_path: Path):
             assert await take(1000, "f") == [1024]
         finally:
             await db.close()
+
+
+@pytest.mark.parametrize("backend", _backends())
+async def test_a_wallet_of_many_equal_proofs_still_finds_the_exact_sum(backend: str, tmp_path: Path):
+    async with fresh_database(backend, tmp_path) as url:
+        await upgrade(url)
+        db = Database(url)
+        try:
+            amounts = [16] * 100 + [64, 2, 1]
+            async with db.write() as conn:
+                new = [
+                    {"id": "00ab", "amount": a, "secret": f"s{i}", "C": f"c{i}", "Y": f"y{i}"}
+                    for i, a in enumerate(amounts)
+                ]
+                await wallet_store.add_proofs(conn, MINT, "sat", "seed", new)
+                got = await wallet_store.take_proofs(conn, MINT, "sat", 19, "x")
+            assert got is not None and sorted(p["amount"] for p in got) == [1, 2, 16]
+        finally:
+            await db.close()

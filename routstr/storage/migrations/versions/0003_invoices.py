@@ -1,4 +1,4 @@
-"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs.spent_by indexed
+"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs indexed for spending
 
 Revision ID: 0003
 Revises: 0002
@@ -38,10 +38,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_invoices_state", ["state"], unique=False)
     with op.batch_alter_table("proofs", schema=None) as batch_op:
         batch_op.create_index("ix_proofs_spent_by", ["spent_by"], unique=False)
+        # spending picks proofs by amount: the amount joins the wallet index
+        batch_op.drop_index("ix_proofs_mint_state")
+        batch_op.create_index(
+            "ix_proofs_mint_state_amount", ["mint_url", "unit", "state", "amount"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("proofs", schema=None) as batch_op:
+        batch_op.drop_index("ix_proofs_mint_state_amount")
+        batch_op.create_index("ix_proofs_mint_state", ["mint_url", "unit", "state"], unique=False)
         batch_op.drop_index("ix_proofs_spent_by")
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.drop_index("ix_invoices_state")
