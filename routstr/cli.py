@@ -1,5 +1,5 @@
-"""The ``routstr`` command: ``serve`` runs the node, ``books`` prints its books, ``demo`` runs a complete
-local setup."""
+"""The ``routstr`` command: ``serve`` runs the node, ``books`` prints its books, ``audit`` checks them,
+``demo`` runs a complete local setup."""
 
 from __future__ import annotations
 
@@ -61,6 +61,87 @@ def _books(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Check the books (ledger, coverage, proofs at the mints, unfinished operations); exit 1 if wrong."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from routstr.config import ConfigError, load_settings
+    from routstr.storage.db import Database
+    from routstr.storage.migrate import upgrade
+    from routstr.wallet.audit import AuditReport, audit
+    from routstr.wallet.mints import MintRegistry
+
+    try:
+        settings = load_settings(dict(os.environ), env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+
+    async def run() -> AuditReport:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        try:
+            async with aiohttp.ClientSession() as session:
+                mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
+                return await audit(db, mints, check_mints=not args.offline)
+        finally:
+            await db.close()
+
+    report = asyncio.run(run())
+    print(
+        json.dumps(
+            {"ok": report.ok, "proofs_checked": report.proofs_checked, "books": report.books}, indent=2
+        )
+    )
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
+    print("audit: OK" if report.ok else f"audit: {len(report.problems)} problem(s)", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    """Pay the node's earnings (never users' money) out as a Cashu token, printed to stdout."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from routstr.config import ConfigError, load_settings
+    from routstr.core.errors import ApiError
+    from routstr.storage.db import Database
+    from routstr.storage.migrate import upgrade
+    from routstr.wallet.mints import MintRegistry, canonical_mint_url
+    from routstr.wallet.withdraw import Withdrawal, withdraw
+
+    try:
+        settings = load_settings(dict(os.environ), env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+
+    async def run() -> Withdrawal:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        try:
+            async with aiohttp.ClientSession() as session:
+                mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
+                mint = canonical_mint_url(args.mint) if args.mint else mints.primary
+                return await withdraw(db, mints, mint, args.unit, args.amount)
+        finally:
+            await db.close()
+
+    try:
+        w = asyncio.run(run())
+    except ApiError as e:
+        print(f"routstr withdraw: {e.message}", file=sys.stderr)
+        return 1
+    print(json.dumps({"token": w.token, "amount": w.amount, "fee": w.fee, "unit": args.unit}))
+    return 0
+
+
 def _use_uvloop() -> None:
     try:
         import uvloop
@@ -84,6 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, help="port to listen on (default: $PORT or 8000)")
     s.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     s.set_defaults(func=_serve)
+    a = sub.add_parser("audit", help="check the books; exits 1 if anything is wrong")
+    a.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    a.add_argument(
+        "--offline", action="store_true", help="do not ask the mints whether the proofs are unspent"
+    )
+    a.set_defaults(func=_audit)
+    w = sub.add_parser("withdraw", help="pay the node's earnings out as a Cashu token (never user money)")
+    w.add_argument("--amount", type=int, help="how much (default: all earnings at that mint and unit)")
+    w.add_argument("--mint", help="which mint (default: the primary)")
+    w.add_argument("--unit", default="sat", choices=("sat", "msat"))
+    w.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    w.set_defaults(func=_withdraw)
     b = sub.add_parser("books", help="what the node holds and owes per mint and unit (JSON)")
     b.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     b.set_defaults(func=_books)

@@ -39,3 +39,10 @@ def settle(reserved: int, cost: int, available: int) -> Settlement:
     over = cost - reserved
     extra = min(over, available)
     return Settlement(charge=reserved + extra, release=0, extra=extra, unpaid=over - extra)
+
+
+def balances_from(sums: dict[str, int]) -> tuple[int, int]:
+    """(available, reserved) that a key's ledger sums say it must hold."""
+    available = sums.get(CREDIT, 0) - sums.get(RESERVE, 0) + sums.get(RELEASE, 0) - sums.get(REFUND, 0)
+    reserved = sums.get(RESERVE, 0) - sums.get(RELEASE, 0) - sums.get(CHARGE, 0)
+    return available, reserved

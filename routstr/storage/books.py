@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core.books import MintBooks
-from routstr.storage.schema import api_keys, proofs, swaps
+from routstr.core.ledger import balances_from
+from routstr.storage.schema import api_keys, ledger, proofs, swaps
 
 
 async def books(conn: AsyncConnection) -> list[MintBooks]:
@@ -55,3 +56,38 @@ async def books(conn: AsyncConnection) -> list[MintBooks]:
         MintBooks(mint, unit, **{n: figures[mint, unit].get(n, 0) for n in names})
         for mint, unit in sorted(figures)
     ]
+
+
+async def ledger_mismatches(conn: AsyncConnection) -> list[tuple[int, int, int, int, int]]:
+    """Keys whose stored balance or reservation differs from their ledger:
+    (key id, stored available, stored reserved, ledger available, ledger reserved)."""
+    sums: dict[int, dict[str, int]] = defaultdict(dict)
+    q = select(ledger.c.key_id, ledger.c.kind, func.sum(ledger.c.amount_msat)).group_by(
+        ledger.c.key_id, ledger.c.kind
+    )
+    for key_id, kind, total in (await conn.execute(q)).all():
+        sums[int(key_id)][str(kind)] = int(total or 0)
+    bad = []
+    keys = select(api_keys.c.id, api_keys.c.balance_msat, api_keys.c.reserved_msat)
+    for key_id, balance, reserved in (await conn.execute(keys)).all():
+        available, held = balances_from(sums.get(int(key_id), {}))
+        if (available, held) != (int(balance), int(reserved)):
+            bad.append((int(key_id), int(balance), int(reserved), available, held))
+    return bad
+
+
+async def stale_operations(conn: AsyncConnection, older_than_ms: int) -> list[tuple[str, str, str]]:
+    """Swaps (redeem, refund, convert, mint, melt) still pending since before ``older_than_ms``:
+    (kind, id, mint)."""
+    q = select(swaps.c.kind, swaps.c.id, swaps.c.mint_url).where(
+        swaps.c.state == "pending", swaps.c.created_at < older_than_ms
+    )
+    return [(str(k), str(i), str(m)) for k, i, m in (await conn.execute(q)).all()]
+
+
+async def held_proofs(conn: AsyncConnection) -> list[tuple[str, str, str]]:
+    """(mint, Y, state) of every proof the node counts as its own (unspent or reserved)."""
+    q = select(proofs.c.mint_url, proofs.c.Y, proofs.c.state).where(
+        proofs.c.state.in_(("unspent", "reserved"))
+    )
+    return [(str(m), str(y), str(s)) for m, y, s in (await conn.execute(q)).all()]

@@ -71,6 +71,12 @@ async def recover_swap(db: Database, mints: MintRegistry, swap: wallet_store.Swa
     if swap.kind == "redeem":
         async with db.write() as conn:
             await wallet_store.abandon_redeem(conn, swap.id)
+    elif swap.kind == "withdraw":  # no key to give anything back to: the proofs are the node's again
+        async with db.write() as conn:
+            if await wallet_store.finish_swap(
+                conn, swap.id, wallet_store.FAILED, error="swap did not happen"
+            ):
+                await wallet_store.settle_inputs(conn, swap.id, spent=spent)
     else:
         await revert_refund(db, swap.id, inputs_spent=spent, error="swap did not happen")
     return wallet_store.FAILED

@@ -1,0 +1,106 @@
+"""The operator takes their earnings: eCash beyond what the node owes, as a Cashu token.
+
+What may leave is checked in the same transaction that reserves the proofs, against the books (the
+wallet less balances, reservations and refunds in flight), so concurrent requests cannot make a
+withdrawal take users' money. The swap is recorded before it is sent, like every other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from routstr.cashu.errors import MintError, MintUnavailable
+from routstr.cashu.nut00 import Proof
+from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.outputs import prepare_outputs
+from routstr.core import failpoints
+from routstr.core.errors import InvalidRequest, ServiceUnavailable
+from routstr.core.money import UNIT_MSAT
+from routstr.storage import wallet_store
+from routstr.storage.books import books
+from routstr.storage.db import Database
+from routstr.wallet.mints import MintRegistry
+from routstr.wallet.swaps import complete_swap, output_record
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    token: str
+    amount: int  # in the unit, after the mint's input fee
+    fee: int
+
+
+class WouldTouchUserMoney(InvalidRequest):
+    code = "withdraw_exceeds_earnings"
+
+
+async def earnings(db: Database, mint_url: str, unit: str) -> int:
+    """What the node may withdraw at ``mint_url`` in ``unit`` (whole units of its surplus)."""
+    async with db.read() as conn:
+        for b in await books(conn):
+            if (b.mint_url, b.unit) == (mint_url, unit):
+                return max(b.surplus_msat, 0) // UNIT_MSAT[unit]
+    return 0
+
+
+async def withdraw(
+    db: Database, mints: MintRegistry, mint_url: str, unit: str, amount: int | None
+) -> Withdrawal:
+    """Withdraw ``amount`` (all earnings if None) as a token; refused if it would touch user money."""
+    active = await mints.active_keyset(mint_url, unit)
+    fee_ppk = {k.id: k.input_fee_ppk for k in await mints.client(mint_url).keysets()}
+    swap_id = uuid.uuid4().hex
+    async with db.write() as conn:
+        surplus = next(
+            (
+                max(b.surplus_msat, 0) // UNIT_MSAT[unit]
+                for b in await books(conn)
+                if (b.mint_url, b.unit) == (mint_url, unit)
+            ),
+            0,
+        )
+        amount = surplus if amount is None else amount
+        if amount <= 0 or amount > surplus:
+            raise WouldTouchUserMoney(
+                f"The node's earnings at {mint_url} are {surplus} {unit}; withdrawing {amount} would take "
+                "money it owes its users",
+                details={"earnings": surplus, "requested": amount},
+            )
+        taken = await wallet_store.take_proofs(conn, mint_url, unit, amount, swap_id)
+        if taken is None:
+            raise ServiceUnavailable("The wallet cannot cover this withdrawal")
+        inputs = [Proof(amount=t["amount"], id=t["id"], secret=t["secret"], C=t["C"]) for t in taken]
+        fee = fee_for(inputs, fee_ppk)
+        if amount - fee <= 0:
+            raise InvalidRequest(f"{amount} {unit} does not cover the mint's fee of {fee}")
+        out = prepare_outputs(split_amount(amount - fee), active.id)
+        change = sum(p.amount for p in inputs) - amount
+        keep = prepare_outputs(split_amount(change), active.id) if change else []
+        await wallet_store.insert_swap(
+            conn,
+            swap_id=swap_id,
+            kind="withdraw",
+            mint_url=mint_url,
+            unit=unit,
+            key_id=None,
+            token_hash=None,
+            inputs=[p.to_input_dict() for p in inputs],
+            outputs=[output_record(o, "user") for o in out] + [output_record(o, "node") for o in keep],
+            user_amount=amount - fee,
+        )
+    try:
+        sigs = await mints.client(mint_url).swap(inputs, [o.to_blinded_message() for o in [*out, *keep]])
+    except MintError as e:
+        async with db.write() as conn:
+            await wallet_store.finish_swap(conn, swap_id, wallet_store.FAILED, error=str(e))
+            await wallet_store.settle_inputs(conn, swap_id, spent=e.is_already_spent)
+        raise ServiceUnavailable(f"The mint refused the withdrawal: {e.detail}") from None
+    except MintUnavailable:
+        raise ServiceUnavailable(
+            "The mint did not answer; the recovery job will finish the withdrawal"
+        ) from None
+    failpoints.hit("withdraw.after_swap")
+    outcome = await complete_swap(db, mints, swap_id, sigs, handing_out=True)
+    assert outcome.user_token is not None
+    return Withdrawal(outcome.user_token, amount - fee, fee)
