@@ -27,6 +27,7 @@ from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
+from routstr.wallet.expiry import pay_out_expired
 from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
@@ -41,6 +42,7 @@ SWEEP_EVERY_S = 30.0
 MAX_HEADER_BYTES = 128 * 1024
 RECOVER_EVERY_S = 60.0
 MINT_HEALTH_EVERY_S = 30.0
+EXPIRY_EVERY_S = 30.0
 
 
 async def server_secret(db: Database, configured: str) -> bytes:
@@ -170,6 +172,11 @@ def create_app(settings: Settings) -> web.Application:
             if counts:
                 log.info("swap recovery: %s", counts)
 
+        async def expire_keys() -> None:
+            counts = await pay_out_expired(db, node.payouts)
+            if counts:
+                log.info("key expiry: %s", counts)
+
         async def watch_invoices() -> None:
             counts = await node.invoices.settle_all()
             if counts.get("settled"):
@@ -181,6 +188,7 @@ def create_app(settings: Settings) -> web.Application:
             asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
             asyncio.create_task(_every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)),
             asyncio.create_task(_every(settings.invoice_watch_s, "invoice watcher", watch_invoices)),
+            asyncio.create_task(_every(EXPIRY_EVERY_S, "key expiry", expire_keys)),
             asyncio.create_task(node.catalogue.refresh_forever(node.providers)),
         ]
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()

@@ -52,9 +52,28 @@ async def _token_from(request: web.Request, node: Node) -> str:
     return token.strip()
 
 
+async def _remember_terms(node: Node, request: web.Request, key_id: int) -> None:
+    """``Refund-LNURL`` and ``Key-Expiry-Time`` (unix seconds) on a balance request are kept on the
+    key: at expiry what is left is paid to that address."""
+    address = request.headers.get("Refund-LNURL", "").strip() or None
+    raw_expiry = request.headers.get("Key-Expiry-Time", "").strip()
+    expires_ms = None
+    if raw_expiry:
+        if not raw_expiry.isdigit():
+            raise InvalidRequest(
+                "Key-Expiry-Time must be a unix time in seconds", details={"param": "Key-Expiry-Time"}
+            )
+        expires_ms = int(raw_expiry) * 1000
+    if address or expires_ms:
+        async with node.db.write() as conn:
+            await accounts.set_payout_terms(conn, key_id, address, expires_ms)
+
+
 async def balance_info(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return json_response(_balance(await _key(node, request)))
+    key = await _key(node, request)
+    await _remember_terms(node, request, key.id)
+    return json_response(_balance(key))
 
 
 def derived_sk_key(secret: bytes, token_id: str) -> str:
@@ -69,6 +88,7 @@ async def create(request: web.Request) -> web.Response:
     sk = derived_sk_key(node.auth.secret, token_identity(node.auth.secret, token))
     target = Target(new_key_hash=key_hash(node.auth.secret, sk), new_key_kind="sk")
     redeemed = await node.redeemer.redeem(token, target)
+    await _remember_terms(node, request, redeemed.key_id)
     async with node.db.read() as conn:
         key = await accounts.key_by_id(conn, redeemed.key_id)
     assert key is not None
@@ -86,6 +106,7 @@ async def topup(request: web.Request) -> web.Response:
             details={"mint": key.mint_url, "unit": key.unit},
         )
     redeemed = await node.redeemer.redeem(token, Target(key_id=key.id))
+    await _remember_terms(node, request, key.id)
     if not redeemed.fresh:
         raise InvalidRequest("This Cashu token has already been redeemed", code="token_already_spent")
     async with node.db.read() as conn:

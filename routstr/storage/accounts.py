@@ -160,3 +160,30 @@ async def refund_amount(conn: AsyncConnection, key_id: int, ref: str) -> int | N
 async def key_hash_of(conn: AsyncConnection, key_id: int) -> str | None:
     row = (await conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id))).first()
     return str(row[0]) if row else None
+
+
+async def set_payout_terms(
+    conn: AsyncConnection, key_id: int, refund_address: str | None, expires_at_ms: int | None
+) -> None:
+    """Remember a key's Refund-LNURL and Key-Expiry-Time (only those the request sent)."""
+    values: dict[str, Any] = {}
+    if refund_address is not None:
+        values["refund_address"] = refund_address
+    if expires_at_ms is not None:
+        values["expires_at"] = expires_at_ms
+    if values:
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
+
+
+async def expired_keys(conn: AsyncConnection, now: int, limit: int = 100) -> list[tuple[int, str | None]]:
+    """Keys past their expiry that still hold something: (id, refund address)."""
+    q = (
+        select(api_keys.c.id, api_keys.c.refund_address)
+        .where(api_keys.c.expires_at.is_not(None), api_keys.c.expires_at <= now, api_keys.c.balance_msat > 0)
+        .limit(limit)
+    )
+    return [(int(i), a) for i, a in (await conn.execute(q)).all()]
+
+
+async def clear_expiry(conn: AsyncConnection, key_id: int) -> None:
+    await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(expires_at=None))

@@ -48,6 +48,9 @@ api_keys = Table(
     Column("total_spent_msat", BigInteger, nullable=False, server_default="0"),
     Column("total_requests", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+    # Refund-LNURL / Key-Expiry-Time: where and when (unix ms) the rest is paid out automatically
+    Column("refund_address", Text, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
     CheckConstraint("balance_msat >= 0", name="balance_nonnegative"),
     CheckConstraint("reserved_msat >= 0", name="reserved_nonnegative"),
 )

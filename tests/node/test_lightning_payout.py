@@ -7,6 +7,7 @@ Invoices come from a "payee" Nutshell mint whose FakeWallet never marks them pai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,39 @@ async def test_a_failed_payment_leaves_the_balance_and_a_pending_one_is_reconcil
                 # settled later with no routing fee: the whole fee reserve came back
                 assert (await r.json())["balance"] == (200 - 50) * 1000
             await node.assert_books_balance(await node.app[NODE].auth.key_id(key["Authorization"][7:]))
+
+
+async def test_an_expired_key_pays_the_rest_to_its_refund_address(
+    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path, lnurl_server: dict[str, Any]
+):
+    import time
+
+    from routstr.wallet.expiry import pay_out_expired
+
+    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+        async with aiohttp.ClientSession() as http:
+            terms = {
+                "Refund-LNURL": "alice@" + lnurl_server["host"],
+                "Key-Expiry-Time": str(int(time.time()) + 2),
+            }
+            token = await wallet.asend(mint_url, 120)
+            async with http.post(
+                node.v1 + "/balance/create", json={"cashu_token": token}, headers=terms
+            ) as r:
+                key = {"Authorization": f"Bearer {(await r.json())['api_key']}"}
+            no_address = await funded_key(node, wallet, mint_url, http, 40)
+            async with http.get(
+                node.v1 + "/balance/info", headers={**no_address, "Key-Expiry-Time": "1"}
+            ) as r:
+                assert r.status == 200
+            payouts = node.app[NODE].payouts
+            assert await pay_out_expired(node.db, payouts) == {"kept": 1}  # the first has 2 s to go
+            before = len(lnurl_server["amounts"])
+            await asyncio.sleep(2.1)
+            assert await pay_out_expired(node.db, payouts) == {"paid": 1}
+            assert lnurl_server["amounts"][before:] == [120_000, 118_000]  # re-quoted for the 2 sat reserve
+            async with http.get(node.v1 + "/balance/info", headers=key) as r:
+                assert (await r.json())["balance"] == 1000  # the unused half of the reserve
+            async with http.get(node.v1 + "/balance/info", headers=no_address) as r:
+                assert (await r.json())["balance"] == 40_000  # no address: it stays, claimable
+            assert await pay_out_expired(node.db, payouts) == {}  # each expiry acts once

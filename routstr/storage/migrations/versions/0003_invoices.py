@@ -1,4 +1,5 @@
-"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs indexed for spending
+"""invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs indexed for spending;
+key expiry and refund address
 
 Revision ID: 0003
 Revises: 0002
@@ -14,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("refund_address", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("expires_at", sa.BigInteger(), nullable=True))
     op.create_table(
         "invoices",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -46,6 +50,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_column("expires_at")
+        batch_op.drop_column("refund_address")
     with op.batch_alter_table("proofs", schema=None) as batch_op:
         batch_op.drop_index("ix_proofs_mint_state_amount")
         batch_op.create_index("ix_proofs_mint_state", ["mint_url", "unit", "state"], unique=False)
