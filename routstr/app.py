@@ -167,8 +167,13 @@ def create_app(settings: Settings) -> web.Application:
         async def sweep() -> None:
             await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
 
+        first_run = True
+
         async def recover() -> None:
-            counts = await recover_pending(db, node.mints)
+            nonlocal first_run
+            # the first run is at start-up: no request of this process can be in flight yet
+            counts = await recover_pending(db, node.mints, 0 if first_run else None)
+            first_run = False
             if counts:
                 log.info("swap recovery: %s", counts)
 

@@ -36,6 +36,7 @@ class SwapRow:
     result_token: str | None
     error: str | None
     detail: dict[str, Any] | None = None  # convert: foreign mint and quotes
+    created_at: int = 0
 
 
 _SWAP_COLS = (
@@ -52,6 +53,7 @@ _SWAP_COLS = (
     swaps.c.result_token,
     swaps.c.error,
     swaps.c.detail,
+    swaps.c.created_at,
 )
 
 
@@ -70,6 +72,7 @@ def _swap(row: Any) -> SwapRow:
         result_token=row[10],
         error=row[11],
         detail=orjson.loads(row[12]) if row[12] else None,
+        created_at=int(row[13]),
     )
 
 
@@ -118,9 +121,11 @@ async def swap_by_token_hash(conn: AsyncConnection, token_hash: str) -> SwapRow 
     return _swap(row) if row else None
 
 
-async def pending_swaps(conn: AsyncConnection) -> list[SwapRow]:
-    rows = (await conn.execute(select(*_SWAP_COLS).where(swaps.c.state == PENDING))).all()
-    return [_swap(r) for r in rows]
+async def pending_swaps(conn: AsyncConnection, created_before_ms: int | None = None) -> list[SwapRow]:
+    q = select(*_SWAP_COLS).where(swaps.c.state == PENDING)
+    if created_before_ms is not None:
+        q = q.where(swaps.c.created_at < created_before_ms)
+    return [_swap(r) for r in (await conn.execute(q)).all()]
 
 
 async def finish_swap(

@@ -26,6 +26,7 @@ from routstr.cashu.tokens import Token, resolve_short_keyset_ids
 from routstr.core.errors import InvalidRequest, ServiceUnavailable
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
+from routstr.wallet.inflight import executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record, prepared_from_record
 
@@ -98,22 +99,23 @@ async def convert(
             user_amount=token.amount,
             detail=detail,
         )
-    try:
-        paid = await mints.foreign_client(token.mint).melt(melt.quote, proofs)
-    except MintError as e:  # refused: nothing was paid, the proofs are the user's again
-        await _abandon(db, swap_id)
-        if e.is_already_spent:
+    with executing(swap_id):
+        try:
+            paid = await mints.foreign_client(token.mint).melt(melt.quote, proofs)
+        except MintError as e:  # refused: nothing was paid, the proofs are the user's again
+            await _abandon(db, swap_id)
+            if e.is_already_spent:
+                raise InvalidRequest(
+                    "This Cashu token has already been spent", code="token_already_spent"
+                ) from None
             raise InvalidRequest(
-                "This Cashu token has already been spent", code="token_already_spent"
+                f"Mint {token.mint} refused the token: {e.detail}", code="invalid_token"
             ) from None
-        raise InvalidRequest(
-            f"Mint {token.mint} refused the token: {e.detail}", code="invalid_token"
-        ) from None
-    except MintUnavailable:
-        raise _pending(token.mint) from None
-    if paid.state != MeltQuoteState.PAID:
-        raise _pending(token.mint)
-    return await _mint_here(db, mints, swap_id, mint_quote.quote, prepared)
+        except MintUnavailable:
+            raise _pending(token.mint) from None
+        if paid.state != MeltQuoteState.PAID:
+            raise _pending(token.mint)
+        return await _mint_here(db, mints, swap_id, mint_quote.quote, prepared)
 
 
 async def _quotes(mints: MintRegistry, token: Token, input_fee: int) -> tuple[MeltQuote, MintQuote]:

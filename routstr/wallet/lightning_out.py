@@ -28,6 +28,7 @@ from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
+from routstr.wallet.inflight import executing
 from routstr.wallet.lnurl import invoice_for, is_bolt11, lnurl_endpoint, pay_request
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.recovery import revert_refund
@@ -87,18 +88,19 @@ class Payouts:
                     "fee_reserve": quote.fee_reserve,
                 },
             ) from None
-        try:
-            paid = await client.melt(quote.quote, inputs, [b.to_blinded_message() for b in blank])
-        except MintError as e:  # refused: nothing was paid
-            await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
-            raise ServiceUnavailable(
-                f"The mint could not pay the invoice ({e.detail}); your balance is unchanged"
-            ) from None
-        except MintUnavailable:
-            return Payout("pending", quote.amount, 0, None, debit_units * 1000)
-        if paid.state != MeltQuoteState.PAID:
-            return Payout("pending", quote.amount, 0, None, debit_units * 1000)
-        return await complete_melt(self.db, self.mints, swap_id, paid)
+        with executing(swap_id):
+            try:
+                paid = await client.melt(quote.quote, inputs, [b.to_blinded_message() for b in blank])
+            except MintError as e:  # refused: nothing was paid
+                await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
+                raise ServiceUnavailable(
+                    f"The mint could not pay the invoice ({e.detail}); your balance is unchanged"
+                ) from None
+            except MintUnavailable:
+                return Payout("pending", quote.amount, 0, None, debit_units * 1000)
+            if paid.state != MeltQuoteState.PAID:
+                return Payout("pending", quote.amount, 0, None, debit_units * 1000)
+            return await complete_melt(self.db, self.mints, swap_id, paid)
 
     async def _quote(self, mint: str, destination: str, units: int, fee_ppk: int) -> MeltQuote:
         client = self.mints.client(mint)

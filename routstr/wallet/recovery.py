@@ -13,6 +13,7 @@ from routstr.cashu.errors import CashuError
 from routstr.cashu.nut00 import Proof
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
+from routstr.wallet.inflight import is_executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.swaps import complete_swap, prepared_from_record
 
@@ -82,12 +83,29 @@ async def recover_swap(db: Database, mints: MintRegistry, swap: wallet_store.Swa
     return wallet_store.FAILED
 
 
-async def recover_pending(db: Database, mints: MintRegistry) -> dict[str, int]:
-    """Run at start-up and periodically: settle every pending swap the mints can tell us about."""
+# A pending swap younger than this may still be in flight (its request is waiting for the mint):
+# recovering it then would race the request, e.g. give a token back that the mint is spending.
+IN_FLIGHT_GRACE_S = 60.0
+# Melts (payouts, conversions) may wait for a Lightning payment for minutes.
+MELT_GRACE_S = 330.0
+
+
+async def recover_pending(
+    db: Database, mints: MintRegistry, min_age_s: float | None = None
+) -> dict[str, int]:
+    """Settle every pending swap the mints can tell us about, once it is old enough to be nobody's
+    request in flight. ``min_age_s=0``: at start-up, when no request of this process can be."""
+    now = accounts.now_ms()
+    grace = IN_FLIGHT_GRACE_S if min_age_s is None else min_age_s
+    melt_grace = MELT_GRACE_S if min_age_s is None else min_age_s
     async with db.read() as conn:
-        pending = await wallet_store.pending_swaps(conn)
+        pending = await wallet_store.pending_swaps(conn, now - int(grace * 1000))
     counts: dict[str, int] = {}
     for swap in pending:
+        if is_executing(swap.id):
+            continue
+        if swap.kind in ("melt", "convert") and swap.created_at > now - melt_grace * 1000:
+            continue
         state = await recover_swap(db, mints, swap)
         counts[state] = counts.get(state, 0) + 1
     return counts

@@ -31,6 +31,7 @@ from routstr.core.money import UNIT_MSAT, unit_to_msat
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.convert import convert, foreign_inputs
+from routstr.wallet.inflight import executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
 
@@ -168,30 +169,31 @@ class Redeemer:
         if existing is not None:
             return await self._await_other(th, target)
 
-        try:
-            sigs = await self.mints.client(token.mint).swap(
-                proofs, [o.to_blinded_message() for o in prepared]
-            )
-        except MintError as e:
-            await self._abandon(swap_id)
-            if e.is_already_spent:
-                raise TokenAlreadySpent("This Cashu token has already been spent") from None
-            raise TokenInvalid(
-                f"The mint rejected the token: {e.detail}", details={"mint_code": e.code}
-            ) from None
-        except MintUnavailable as e:
-            if not e.maybe_processed:
+        with executing(swap_id):
+            try:
+                sigs = await self.mints.client(token.mint).swap(
+                    proofs, [o.to_blinded_message() for o in prepared]
+                )
+            except MintError as e:
                 await self._abandon(swap_id)
-            # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
-            raise ServiceUnavailable(
-                f"Mint {token.mint} did not answer; if it took the token, it is credited to this key "
-                "once the mint answers again: retry shortly",
-                code="mint_unavailable",
-            ) from None
-        self.mints.mark(token.mint, True)
-        failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
-        outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
-        return self._redeemed(outcome, token, fresh=True)
+                if e.is_already_spent:
+                    raise TokenAlreadySpent("This Cashu token has already been spent") from None
+                raise TokenInvalid(
+                    f"The mint rejected the token: {e.detail}", details={"mint_code": e.code}
+                ) from None
+            except MintUnavailable as e:
+                if not e.maybe_processed:
+                    await self._abandon(swap_id)
+                # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
+                raise ServiceUnavailable(
+                    f"Mint {token.mint} did not answer; if it took the token, it is credited to this key "
+                    "once the mint answers again: retry shortly",
+                    code="mint_unavailable",
+                ) from None
+            self.mints.mark(token.mint, True)
+            failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
+            outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
+            return self._redeemed(outcome, token, fresh=True)
 
     async def _convert(self, token: Token, th: str, target: Target) -> Redeemed:
         """A foreign mint's token: melted there and minted at the primary (``wallet/convert.py``)."""

@@ -19,6 +19,7 @@ from routstr.core.errors import InternalError, InvalidRequest, NotFound, Service
 from routstr.core.money import UNIT_MSAT
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
+from routstr.wallet.inflight import executing, is_executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.recovery import recover_swap, revert_refund
 from routstr.wallet.swaps import complete_swap, output_record
@@ -92,30 +93,33 @@ class Refunder:
                 + [output_record(o, "node") for o in node_out],
                 user_amount=user_amount,
             )
-        client = self.mints.client(key.mint_url)
-        try:
-            sigs = await client.swap(inputs, [o.to_blinded_message() for o in [*user_out, *node_out]])
-        except MintError as e:
-            await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
-            raise ServiceUnavailable(
-                f"The mint refused the refund swap ({e.detail}); your balance is unchanged"
-            ) from None
-        except MintUnavailable as e:
-            if not e.maybe_processed:  # the mint never saw it: the balance goes straight back
-                await revert_refund(self.db, swap_id, inputs_spent=False, error=str(e))
+        with executing(swap_id):
+            client = self.mints.client(key.mint_url)
+            try:
+                sigs = await client.swap(inputs, [o.to_blinded_message() for o in [*user_out, *node_out]])
+            except MintError as e:
+                await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
                 raise ServiceUnavailable(
-                    f"Mint {key.mint_url} is unavailable; your balance is unchanged", code="mint_unavailable"
+                    f"The mint refused the refund swap ({e.detail}); your balance is unchanged"
                 ) from None
-            async with self.db.read() as conn:
-                swap = await wallet_store.swap_by_id(conn, swap_id)
-            if swap is not None:
-                await recover_swap(self.db, self.mints, swap)
-            raise ServiceUnavailable(
-                "The mint did not answer; if the refund went through it is kept for you, call refund again"
-            ) from None
-        failpoints.hit("refund.after_swap")  # the user's proofs exist at the mint; not yet stored here
-        outcome = await complete_swap(self.db, self.mints, swap_id, sigs, handing_out=True)
-        assert outcome.user_token is not None
+            except MintUnavailable as e:
+                if not e.maybe_processed:  # the mint never saw it: the balance goes straight back
+                    await revert_refund(self.db, swap_id, inputs_spent=False, error=str(e))
+                    raise ServiceUnavailable(
+                        f"Mint {key.mint_url} is unavailable; your balance is unchanged",
+                        code="mint_unavailable",
+                    ) from None
+                async with self.db.read() as conn:
+                    swap = await wallet_store.swap_by_id(conn, swap_id)
+                if swap is not None:
+                    await recover_swap(self.db, self.mints, swap)
+                raise ServiceUnavailable(
+                    "The mint did not answer; if the refund went through it is kept for you, "
+                    "call refund again"
+                ) from None
+            failpoints.hit("refund.after_swap")  # the user's proofs exist at the mint; not yet stored here
+            outcome = await complete_swap(self.db, self.mints, swap_id, sigs, handing_out=True)
+            assert outcome.user_token is not None
         return Refund(outcome.user_token, user_amount, key.unit, key.mint_url, debit)
 
     async def change(self, key_id: int) -> Refund | None:
@@ -130,7 +134,8 @@ class Refunder:
         async with self.db.read() as conn:
             pending = await wallet_store.refund_swaps(conn, key_id, wallet_store.PENDING)
         for swap in pending:
-            await recover_swap(self.db, self.mints, swap)
+            if not is_executing(swap.id):  # another call of this process may be sending it now
+                await recover_swap(self.db, self.mints, swap)
         async with self.db.write() as conn:
             for swap in await wallet_store.refund_swaps(conn, key_id, wallet_store.DONE):
                 if swap.result_token and await wallet_store.mark_collected(conn, swap.id):

@@ -20,6 +20,7 @@ from routstr.core.money import UNIT_MSAT
 from routstr.storage import wallet_store
 from routstr.storage.books import books
 from routstr.storage.db import Database
+from routstr.wallet.inflight import executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.swaps import complete_swap, output_record
 
@@ -89,18 +90,19 @@ async def withdraw(
             outputs=[output_record(o, "user") for o in out] + [output_record(o, "node") for o in keep],
             user_amount=amount - fee,
         )
-    try:
-        sigs = await mints.client(mint_url).swap(inputs, [o.to_blinded_message() for o in [*out, *keep]])
-    except MintError as e:
-        async with db.write() as conn:
-            await wallet_store.finish_swap(conn, swap_id, wallet_store.FAILED, error=str(e))
-            await wallet_store.settle_inputs(conn, swap_id, spent=e.is_already_spent)
-        raise ServiceUnavailable(f"The mint refused the withdrawal: {e.detail}") from None
-    except MintUnavailable:
-        raise ServiceUnavailable(
-            "The mint did not answer; the recovery job will finish the withdrawal"
-        ) from None
-    failpoints.hit("withdraw.after_swap")
-    outcome = await complete_swap(db, mints, swap_id, sigs, handing_out=True)
-    assert outcome.user_token is not None
-    return Withdrawal(outcome.user_token, amount - fee, fee)
+    with executing(swap_id):
+        try:
+            sigs = await mints.client(mint_url).swap(inputs, [o.to_blinded_message() for o in [*out, *keep]])
+        except MintError as e:
+            async with db.write() as conn:
+                await wallet_store.finish_swap(conn, swap_id, wallet_store.FAILED, error=str(e))
+                await wallet_store.settle_inputs(conn, swap_id, spent=e.is_already_spent)
+            raise ServiceUnavailable(f"The mint refused the withdrawal: {e.detail}") from None
+        except MintUnavailable:
+            raise ServiceUnavailable(
+                "The mint did not answer; the recovery job will finish the withdrawal"
+            ) from None
+        failpoints.hit("withdraw.after_swap")
+        outcome = await complete_swap(db, mints, swap_id, sigs, handing_out=True)
+        assert outcome.user_token is not None
+        return Withdrawal(outcome.user_token, amount - fee, fee)
