@@ -32,8 +32,23 @@ async def info(request: web.Request) -> web.Response:
             "onion_url": s.onion_url,
             "units": ["sat", "msat"],
             "mint_status": {url: "up" if h.up else "down" for url, h in node.mints.health.items()},
+            "fees": _fees(node),
         }
     )
+
+
+def _fees(node: Node) -> dict[str, object]:
+    """Every fee the node takes or passes on, so that none is hidden (prices are in /v1/models)."""
+    return {
+        "provider_markup": {p.spec.name: str(p.spec.fee) for p in node.providers},
+        "mint_fees": "passed on at cost: mints' input fees (NUT-02) and Lightning fee reserves; "
+        "the unused part of a reserve is given back",
+        "x_cashu_rounding": "sat tokens are charged whole sats, rounded down, at least 1 sat",
+        "foreign_mint_conversion": "off"
+        if node.mints.foreign is None
+        else f"up to {node.mints.foreign.max_sats} sat per token; the token's mint's input fee and "
+        "Lightning fee reserve are paid out of it",
+    }
 
 
 def _usd_per_token(msat_per_mtok: int, btc_usd: Decimal | None) -> str:

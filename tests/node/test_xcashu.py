@@ -449,3 +449,10 @@ async def test_a_client_that_leaves_mid_stream_fetches_its_change_later(
         change = await r.json()
     assert change["amount"] * 1000 + key.total_spent_msat == 40_000
     assert await wallet.areceive(change["token"]) == change["amount"]
+
+
+async def test_info_lists_every_fee(node: NodeHandle, http: aiohttp.ClientSession):
+    async with http.get(node.v1 + "/info") as r:
+        fees = (await r.json())["fees"]
+    assert fees["provider_markup"] == {"upstream": "0"}
+    assert "whole sats" in fees["x_cashu_rounding"] and fees["foreign_mint_conversion"] == "off"
