@@ -316,3 +316,9 @@ async def converted_since(conn: AsyncConnection, since_ms: int) -> int:
         )
     ).first()
     return int(row[0]) if row else 0
+
+
+async def uncollected_swaps(conn: AsyncConnection, kind: str) -> list[SwapRow]:
+    """Finished swaps of ``kind`` whose token was never handed out (e.g. the process died first)."""
+    q = select(*_SWAP_COLS).where(swaps.c.kind == kind, swaps.c.state == DONE, swaps.c.collected.is_(False))
+    return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]

@@ -26,6 +26,7 @@ from routstr.cashu.errors import CashuError, MintError
 from routstr.cashu.nut02 import split_amount
 from routstr.cashu.nut04 import MintQuoteState
 from routstr.cashu.outputs import PreparedOutput, prepare_outputs
+from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.keys import SK_PREFIX, key_hash
 from routstr.storage import accounts, invoice_store, wallet_store
@@ -238,6 +239,7 @@ async def finish_mint(db: Database, mints: MintRegistry, swap_id: str) -> str:
         except CashuError as e:
             log.warning("mint step %s not finished yet: %s", swap.id, e)
             return wallet_store.PENDING
+        failpoints.hit("invoice.after_mint")  # the mint signed; nothing of it is stored yet
         await complete_swap(db, mints, swap.id, [signed[p.B_] for p in prepared])
     async with db.write() as conn:
         inv = await invoice_store.invoice_by_swap(conn, swap_id)

@@ -22,8 +22,9 @@ from routstr.cashu.errors import CashuError, MintError, MintUnavailable
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for
 from routstr.cashu.nut05 import MeltQuote, MeltQuoteState
-from routstr.cashu.nut08 import prepare_blank_outputs, unblind_change
+from routstr.cashu.nut08 import prepare_blank_outputs, unblind_change, unblind_restored_change
 from routstr.cashu.outputs import PreparedOutput
+from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div
 from routstr.storage import accounts, wallet_store
@@ -100,6 +101,7 @@ class Payouts:
                 return Payout("pending", quote.amount, 0, None, debit_units * 1000)
             if paid.state != MeltQuoteState.PAID:
                 return Payout("pending", quote.amount, 0, None, debit_units * 1000)
+            failpoints.hit("payout.after_melt")  # paid; the change is not stored yet
             return await complete_melt(self.db, self.mints, swap_id, paid)
 
     async def _quote(self, mint: str, destination: str, units: int, fee_ppk: int) -> MeltQuote:
@@ -173,9 +175,13 @@ async def complete_melt(db: Database, mints: MintRegistry, swap_id: str, paid: M
     d = swap.detail or {}
     blank = [prepared_from_record(r) for r in swap.outputs]
     change: list[Proof] = []
-    if paid.change:
+    if blank:
         keyset = await mints.keyset(swap.mint_url, blank[0].keyset_id)
-        change = unblind_change(blank, paid.change, keyset)
+        if paid.change:
+            change = unblind_change(blank, paid.change, keyset)
+        elif paid.fee_reserve:  # a quote read later may not repeat the change: the mint's records do
+            restored = await mints.client(swap.mint_url).restore([b.to_blinded_message() for b in blank])
+            change = unblind_restored_change(blank, restored, keyset)
     inputs_total = sum(int(p["amount"]) for p in swap.inputs)
     debit = int(d["debit"])
     back = max(sum(p.amount for p in change) - (inputs_total - debit), 0)  # unused fee reserve

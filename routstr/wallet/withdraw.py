@@ -20,8 +20,9 @@ from routstr.core.money import UNIT_MSAT
 from routstr.storage import wallet_store
 from routstr.storage.books import books
 from routstr.storage.db import Database
-from routstr.wallet.inflight import executing
+from routstr.wallet.inflight import executing, is_executing
 from routstr.wallet.mints import MintRegistry
+from routstr.wallet.recovery import recover_swap
 from routstr.wallet.swaps import complete_swap, output_record
 
 
@@ -48,7 +49,13 @@ async def earnings(db: Database, mint_url: str, unit: str) -> int:
 async def withdraw(
     db: Database, mints: MintRegistry, mint_url: str, unit: str, amount: int | None
 ) -> Withdrawal:
-    """Withdraw ``amount`` (all earnings if None) as a token; refused if it would touch user money."""
+    """Withdraw ``amount`` (all earnings if None) as a token; refused if it would touch user money.
+
+    A withdrawal that went through but was never handed out (the process died) is handed out first.
+    """
+    earlier = await _uncollected(db, mints)
+    if earlier is not None:
+        return earlier
     active = await mints.active_keyset(mint_url, unit)
     fee_ppk = {k.id: k.input_fee_ppk for k in await mints.client(mint_url).keysets()}
     swap_id = uuid.uuid4().hex
@@ -106,3 +113,16 @@ async def withdraw(
         outcome = await complete_swap(db, mints, swap_id, sigs, handing_out=True)
         assert outcome.user_token is not None
         return Withdrawal(outcome.user_token, amount - fee, fee)
+
+
+async def _uncollected(db: Database, mints: MintRegistry) -> Withdrawal | None:
+    async with db.read() as conn:
+        mine = [s for s in await wallet_store.pending_swaps(conn) if s.kind == "withdraw"]
+    for swap in mine:
+        if not is_executing(swap.id):
+            await recover_swap(db, mints, swap)
+    async with db.write() as conn:
+        for swap in await wallet_store.uncollected_swaps(conn, "withdraw"):
+            if swap.result_token and await wallet_store.mark_collected(conn, swap.id):
+                return Withdrawal(swap.result_token, swap.user_amount, 0)
+    return None
