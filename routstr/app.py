@@ -34,6 +34,7 @@ from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
+from routstr.wallet.withdraw_lightning import auto_payout
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ MAX_HEADER_BYTES = 128 * 1024
 RECOVER_EVERY_S = 60.0
 MINT_HEALTH_EVERY_S = 30.0
 EXPIRY_EVERY_S = 30.0
+PAYOUT_EVERY_S = 60.0
 
 
 async def server_secret(db: Database, configured: str) -> bytes:
@@ -176,6 +178,19 @@ def create_app(settings: Settings) -> web.Application:
             first_run = False
             if counts:
                 log.info("swap recovery: %s", counts)
+
+        async def pay_earnings() -> None:
+            p = await auto_payout(
+                db,
+                node.payouts,
+                node.mints.primary,
+                settings.receive_ln_address,
+                settings.receive_ln_threshold_sats,
+            )
+            if p is not None:
+                log.info(
+                    "earnings payout to RECEIVE_LN_ADDRESS: %s, %d sat, fee %d", p.state, p.amount, p.fee
+                )
 
         async def expire_keys() -> None:
             counts = await pay_out_expired(db, node.payouts)

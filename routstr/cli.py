@@ -103,7 +103,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _withdraw(args: argparse.Namespace) -> int:
-    """Pay the node's earnings (never users' money) out as a Cashu token, printed to stdout."""
+    """Pay the node's earnings (never users' money) out as a Cashu token printed to stdout, or over
+    Lightning with ``--to``."""
     import asyncio
     import json
 
@@ -113,8 +114,10 @@ def _withdraw(args: argparse.Namespace) -> int:
     from routstr.core.errors import ApiError
     from routstr.storage.db import Database
     from routstr.storage.migrate import upgrade
+    from routstr.wallet.lightning_out import Payouts
     from routstr.wallet.mints import MintRegistry, canonical_mint_url
-    from routstr.wallet.withdraw import Withdrawal, withdraw
+    from routstr.wallet.withdraw import withdraw
+    from routstr.wallet.withdraw_lightning import withdraw_lightning
 
     try:
         settings = load_settings(dict(os.environ), env_file=args.env_file)
@@ -122,23 +125,33 @@ def _withdraw(args: argparse.Namespace) -> int:
         print(f"routstr: configuration error: {e}", file=sys.stderr)
         return 2
 
-    async def run() -> Withdrawal:
+    async def run() -> dict[str, object]:
         await upgrade(settings.database_url)
         db = Database(settings.database_url)
         try:
             async with aiohttp.ClientSession() as session:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
                 mint = canonical_mint_url(args.mint) if args.mint else mints.primary
-                return await withdraw(db, mints, mint, args.unit, args.amount)
+                if args.to:
+                    payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
+                    p = await withdraw_lightning(db, payouts, mint, args.to, args.amount)
+                    return {
+                        "state": p.state,
+                        "amount_sats": p.amount,
+                        "fee_sats": p.fee,
+                        "preimage": p.preimage,
+                    }
+                w = await withdraw(db, mints, mint, args.unit, args.amount)
+                return {"token": w.token, "amount": w.amount, "fee": w.fee, "unit": args.unit}
         finally:
             await db.close()
 
     try:
-        w = asyncio.run(run())
+        out = asyncio.run(run())
     except ApiError as e:
         print(f"routstr withdraw: {e.message}", file=sys.stderr)
         return 1
-    print(json.dumps({"token": w.token, "amount": w.amount, "fee": w.fee, "unit": args.unit}))
+    print(json.dumps(out))
     return 0
 
 
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--amount", type=int, help="how much (default: all earnings at that mint and unit)")
     w.add_argument("--mint", help="which mint (default: the primary)")
     w.add_argument("--unit", default="sat", choices=("sat", "msat"))
+    w.add_argument("--to", help="pay over Lightning instead: a bolt11, a Lightning address or an LNURL")
     w.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     w.set_defaults(func=_withdraw)
     b = sub.add_parser("books", help="what the node holds and owes per mint and unit (JSON)")

@@ -62,7 +62,9 @@ class Settings:
     foreign_mint_daily_sats: int = 0  # all conversions in 24 h (0: ten tokens' worth)
     foreign_mint_allow_http: bool = False
     lnurl_allow_http: bool = False  # Lightning addresses / LNURLs on plain http (local tests only)
-    invoice_watch_s: float = 5.0  # how often paid Lightning invoices are settled without a poll
+    invoice_watch_s: float = 5.0
+    receive_ln_address: str = ""  # earnings paid here automatically once they reach the threshold
+    receive_ln_threshold_sats: int = 10_000  # how often paid Lightning invoices are settled without a poll
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
 
@@ -294,5 +296,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
         invoice_watch_s=_float(env, "INVOICE_WATCH_SECONDS", 5.0),
         lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),
+        receive_ln_address=env.get("RECEIVE_LN_ADDRESS", "").strip(),
+        receive_ln_threshold_sats=_int(env, "RECEIVE_LN_THRESHOLD_SATS", 10_000, minimum=1),
         log_level=level,
     )

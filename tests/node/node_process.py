@@ -3,6 +3,7 @@ restarted on the same database."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -71,3 +72,14 @@ async def balance_of(http: aiohttp.ClientSession, node: NodeProcess, token: str)
     async with http.get(node.url + "/v1/balance/info", headers={"Authorization": f"Bearer {token}"}) as r:
         assert r.status == 200, await r.text()
         return await r.json()  # type: ignore[no-any-return]
+
+
+async def routstr_cli(node: NodeProcess, *args: str, failpoint: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **node.env, "ROUTSTR_FAILPOINT": failpoint}
+    cmd = [sys.executable, "-m", "routstr", *args, "--env-file", ""]
+    return await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=60)
+
+
+async def assert_audit_passes(node: NodeProcess) -> None:
+    done = await routstr_cli(node, "audit")
+    assert done.returncode == 0, done.stderr

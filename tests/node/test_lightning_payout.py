@@ -197,3 +197,40 @@ async def test_an_expired_key_pays_the_rest_to_its_refund_address(
             async with http.get(node.v1 + "/balance/info", headers=no_address) as r:
                 assert (await r.json())["balance"] == 40_000  # no address: it stays, claimable
             assert await pay_out_expired(node.db, payouts) == {}  # each expiry acts once
+
+
+async def test_earnings_go_out_over_lightning_and_users_money_stays(
+    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path, lnurl_server: dict[str, Any]
+):
+    from routstr.wallet.audit import audit
+    from routstr.wallet.withdraw import WouldTouchUserMoney
+    from routstr.wallet.withdraw_lightning import auto_payout, withdraw_lightning
+
+    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+        async with aiohttp.ClientSession() as http:
+            key = await funded_key(node, wallet, mint_url, http, 400)
+            body = {
+                "model": "gpt-4o-mini",
+                "max_tokens": 500,
+                "messages": [{"role": "user", "content": "y " * 3000}],
+            }
+            for _ in range(6):
+                async with http.post(node.v1 + "/chat/completions", json=body, headers=key) as r:
+                    assert r.status == 200
+            async with http.get(node.v1 + "/balance/info", headers=key) as r:
+                user = await r.json()
+        earned = user["total_spent"] // 1000
+        assert earned >= 10
+        payouts, address = node.app[NODE].payouts, "alice@" + lnurl_server["host"]
+        with pytest.raises(WouldTouchUserMoney):
+            await withdraw_lightning(node.db, payouts, mint_url, address, earned + 1)
+        assert await auto_payout(node.db, payouts, mint_url, address, threshold_sats=earned + 1) is None
+        before = len(lnurl_server["amounts"])
+        paid = await auto_payout(node.db, payouts, mint_url, address, threshold_sats=earned)
+        assert paid is not None and paid.state == "paid"
+        assert paid.amount + 2 <= earned and lnurl_server["amounts"][-1] == paid.amount * 1000
+        assert len(lnurl_server["amounts"]) > before
+        report = await audit(node.db, node.app[NODE].mints)
+        assert report.ok, report.problems
+        user_key = await node.app[NODE].auth.key_id(key["Authorization"][7:])
+        assert (await node.key_row(user_key)).balance_msat == user["balance"]  # untouched

@@ -15,7 +15,7 @@ import pytest
 
 from routstr.devtools.test_wallet import TestWallet
 from tests.conftest import chat_body
-from tests.node.node_process import NodeProcess, balance_of, post_dies
+from tests.node.node_process import NodeProcess, assert_audit_passes, balance_of, post_dies
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -48,6 +48,7 @@ async def test_killed_after_the_mint_swapped_the_token(
         assert r.status == 200
         cost = int(r.headers["X-Routstr-Cost-Msats"])
     assert (await balance_of(http, node_proc, token))["balance"] == 30_000 - cost
+    await assert_audit_passes(node_proc)
 
 
 async def test_killed_after_the_refund_swap(
@@ -67,6 +68,7 @@ async def test_killed_after_the_refund_swap(
     assert refund["amount"] == 25
     assert await wallet.areceive(refund["token"]) == 25
     assert (await balance_of(http, node_proc, token))["balance"] == 0
+    await assert_audit_passes(node_proc)
 
 
 async def test_killed_between_forward_and_settle(
@@ -88,3 +90,4 @@ async def test_killed_between_forward_and_settle(
             break
         await asyncio.sleep(0.1)
     assert info["balance"] == 20_000 and info["reserved"] == 0
+    await assert_audit_passes(node_proc)

@@ -4,10 +4,7 @@ restart, ``routstr audit`` passes and nobody lost a msat (see tests/node/test_si
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import aiohttp
@@ -17,7 +14,7 @@ import pytest
 from routstr.cashu.mint_client import MintClient
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
-from tests.node.node_process import NodeProcess, balance_of, post_dies
+from tests.node.node_process import NodeProcess, assert_audit_passes, balance_of, post_dies, routstr_cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,17 +23,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 def payee(nutshell_python: object) -> Iterator[NutshellMint]:
     with NutshellMint("ln-payee-kill", extra_env={"FAKEWALLET_BRR": "False"}) as m:
         yield m
-
-
-async def routstr_cli(node: NodeProcess, *args: str, failpoint: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **node.env, "ROUTSTR_FAILPOINT": failpoint}
-    cmd = [sys.executable, "-m", "routstr", *args, "--env-file", ""]
-    return await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=60)
-
-
-async def assert_audit_passes(node: NodeProcess) -> None:
-    done = await routstr_cli(node, "audit")
-    assert done.returncode == 0, done.stderr
 
 
 async def test_killed_after_the_mint_signed_an_invoice_s_ecash(
