@@ -155,6 +155,45 @@ def _withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_token(args: argparse.Namespace) -> int:
+    """Create, list or revoke the tokens scripts use for /admin/api/* (only their HMAC is stored)."""
+    import asyncio
+    import json
+
+    from routstr.api.admin import admin_token_hash, new_admin_token
+    from routstr.app import server_secret
+    from routstr.config import ConfigError, load_settings
+    from routstr.storage import admin_store
+    from routstr.storage.db import Database
+    from routstr.storage.migrate import upgrade
+
+    try:
+        settings = load_settings(dict(os.environ), env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+
+    async def run() -> object:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        try:
+            secret = await server_secret(db, settings.secret_key)
+            async with db.write() as conn:
+                if args.action == "create":
+                    token = new_admin_token()
+                    token_id = await admin_store.add_token(conn, admin_token_hash(secret, token), args.name)
+                    return {"id": token_id, "token": token, "name": args.name}
+                if args.action == "revoke":
+                    return {"revoked": await admin_store.revoke(conn, args.id)}
+                rows = await admin_store.list_tokens(conn)
+                return [{"id": i, "name": n, "created_at": c, "revoked_at": r} for i, n, c, r in rows]
+        finally:
+            await db.close()
+
+    print(json.dumps(asyncio.run(run())))
+    return 0
+
+
 def _use_uvloop() -> None:
     try:
         import uvloop
@@ -191,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--to", help="pay over Lightning instead: a bolt11, a Lightning address or an LNURL")
     w.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     w.set_defaults(func=_withdraw)
+    t = sub.add_parser("admin-token", help="tokens for the admin API: create, list, revoke")
+    t.add_argument("action", choices=("create", "list", "revoke"))
+    t.add_argument("--name", default="script", help="a label for a new token")
+    t.add_argument("--id", type=int, help="the token to revoke")
+    t.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    t.set_defaults(func=_admin_token)
     b = sub.add_parser("books", help="what the node holds and owes per mint and unit (JSON)")
     b.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     b.set_defaults(func=_books)

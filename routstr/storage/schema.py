@@ -155,6 +155,17 @@ invoices = Table(
     Index("ix_invoices_state", "state"),
 )
 
+# Tokens for the operator's scripts (admin API, CLI): only their HMAC is stored; revocable.
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
 node_settings = Table(
     "node_settings",
     metadata,

@@ -1,5 +1,5 @@
 """invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs indexed for spending;
-key expiry and refund address
+key expiry and refund address; admin API tokens
 
 Revision ID: 0003
 Revises: 0002
@@ -15,6 +15,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "admin_tokens",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_admin_tokens_token_hash")),
+    )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("refund_address", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("expires_at", sa.BigInteger(), nullable=True))
@@ -50,6 +62,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("admin_tokens")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("expires_at")
         batch_op.drop_column("refund_address")

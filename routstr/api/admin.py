@@ -1,0 +1,105 @@
+"""The operator's API for scripts (``/admin/api/*``): books, audit and withdrawals.
+
+Authenticated by an admin token (``routstr admin-token create``), sent as ``Authorization: Bearer
+rta-…``; only its HMAC is stored. The dashboard and its sessions come on top of this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from routstr.api.info import json_response
+from routstr.api.state import NODE, Node
+from routstr.billing.body import read_json_body
+from routstr.core.errors import AuthenticationFailed, InvalidRequest
+from routstr.storage import admin_store
+from routstr.storage.books import books
+from routstr.wallet.audit import audit
+from routstr.wallet.mints import canonical_mint_url
+from routstr.wallet.withdraw import withdraw
+from routstr.wallet.withdraw_lightning import withdraw_lightning
+
+TOKEN_PREFIX = "rta-"
+
+
+def new_admin_token() -> str:
+    return TOKEN_PREFIX + secrets.token_hex(24)
+
+
+def admin_token_hash(secret: bytes, token: str) -> str:
+    return hmac.new(secret, b"admin:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+async def _require_admin(request: web.Request) -> Node:
+    node = request.app[NODE]
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationFailed("Admin API: send Authorization: Bearer rta-… (routstr admin-token create)")
+    async with node.db.read() as conn:
+        ok = await admin_store.token_is_valid(conn, admin_token_hash(node.auth.secret, token))
+    if not ok:
+        raise AuthenticationFailed("Admin API: unknown or revoked token")
+    return node
+
+
+async def get_books(request: web.Request) -> web.Response:
+    node = await _require_admin(request)
+    async with node.db.read() as conn:
+        return json_response({"books": [b.as_dict() for b in await books(conn)]})
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    """The same checks as ``routstr audit``; 200 with ``ok: false`` and the problems if any fail."""
+    node = await _require_admin(request)
+    offline = request.query.get("offline") in ("1", "true")
+    report = await audit(node.db, node.mints, check_mints=not offline)
+    return json_response(
+        {
+            "ok": report.ok,
+            "problems": report.problems,
+            "proofs_checked": report.proofs_checked,
+            "books": report.books,
+        }
+    )
+
+
+async def post_withdraw(request: web.Request) -> web.Response:
+    """``{amount?, mint?, unit?, to?}``: earnings as a token, or over Lightning with ``to``."""
+    node = await _require_admin(request)
+    body: dict[str, Any] = {}
+    if request.can_read_body:
+        _, body = await read_json_body(request, node.settings.max_body_bytes)
+    amount = body.get("amount")
+    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
+        raise InvalidRequest("'amount' must be a positive whole number", details={"param": "amount"})
+    mint = canonical_mint_url(str(body["mint"])) if body.get("mint") else node.mints.primary
+    if not node.mints.is_trusted(mint):
+        raise InvalidRequest(f"{mint} is not one of this node's mints", details={"param": "mint"})
+    to = body.get("to")
+    if isinstance(to, str) and to.strip():
+        p = await withdraw_lightning(node.db, node.payouts, mint, to.strip(), amount)
+        out: dict[str, Any] = {
+            "state": p.state,
+            "amount_sats": p.amount,
+            "fee_sats": p.fee,
+            "preimage": p.preimage,
+        }
+        return json_response(out, status=200 if p.state == "paid" else 202)
+    unit = str(body.get("unit", "sat"))
+    if unit not in ("sat", "msat"):
+        raise InvalidRequest("'unit' must be sat or msat", details={"param": "unit"})
+    w = await withdraw(node.db, node.mints, mint, unit, amount)
+    return json_response({"token": w.token, "amount": w.amount, "fee": w.fee, "unit": unit})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/api/books", get_books)
+    app.router.add_get("/admin/api/audit", get_audit)
+    app.router.add_post("/admin/api/withdraw", post_withdraw)
