@@ -12,7 +12,7 @@ import aiohttp
 import aiohttp_cors
 from aiohttp import web
 
-from routstr.api import admin, balance, docs, info, lightning, llm
+from routstr.api import admin, balance, docs, health, info, lightning, llm
 from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
@@ -225,7 +225,7 @@ def create_app(settings: Settings) -> web.Application:
         await db.close()
 
     app.cleanup_ctx.append(lifecycle)
-    for module in (llm, info, balance, lightning, admin, docs):
+    for module in (llm, info, balance, lightning, admin, health, docs):
         module.add_routes(app)
     _cors(app, settings.cors_origins)
     return app

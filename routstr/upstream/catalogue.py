@@ -92,8 +92,10 @@ class Catalogue:
             try:
                 listed = parse_models(await p.client.get_json("/models"))
                 p.listed = frozenset(listed)
+                p.answered = True
             except Exception as e:  # the node keeps serving with what it knew
                 log.warning("could not fetch the model list of provider %s: %s", p.name, type(e).__name__)
+                p.answered = False
                 continue
             for mid, m in listed.items():
                 merged.setdefault(mid, m)

@@ -24,6 +24,7 @@ class Provider:
     client: Upstream
     breaker: Breaker = field(default_factory=Breaker)
     listed: frozenset[str] = frozenset()  # from its /models, refreshed in the background
+    answered: bool | None = None  # did its last /models fetch answer (None: not asked yet)
     _priced: dict[ModelPrice, ModelPrice] = field(default_factory=dict)  # listed price -> with the fee
 
     @property
