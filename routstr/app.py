@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import aiohttp_cors
@@ -19,32 +19,25 @@ from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
+from routstr.jobs import start_jobs
 from routstr.rates.feed import BtcUsdFeed
-from routstr.storage import accounts, ledger_ops
+from routstr.storage import accounts
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
-from routstr.wallet.expiry import pay_out_expired
 from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
-from routstr.wallet.recovery import recover_pending
 from routstr.wallet.redeem import Redeemer
 from routstr.wallet.refund import Refunder
-from routstr.wallet.withdraw_lightning import auto_payout
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 30.0
 # A Cashu token in a header can be tens of KB (dozens of proofs); aiohttp's default limit is 8 KB.
 MAX_HEADER_BYTES = 128 * 1024
-RECOVER_EVERY_S = 60.0
-MINT_HEALTH_EVERY_S = 30.0
-EXPIRY_EVERY_S = 30.0
-PAYOUT_EVERY_S = 60.0
 
 
 async def server_secret(db: Database, configured: str) -> bytes:
@@ -137,20 +130,6 @@ def needs_live_rate(settings: Settings) -> bool:
     return settings.btc_usd_price is None and any(s.currency == "usd" for s in specs)
 
 
-async def _guarded(job: str, run: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await run()
-    except Exception:
-        log.exception("background job %s failed", job)
-
-
-async def _every(seconds: float, job: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Run ``run`` now and then every ``seconds``; a failure is logged and the next round still runs."""
-    while True:
-        await _guarded(job, run)
-        await asyncio.sleep(seconds)
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -166,51 +145,7 @@ def create_app(settings: Settings) -> web.Application:
         app[NODE] = node
         await node.catalogue.refresh(node.providers)
 
-        async def sweep() -> None:
-            await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
-
-        first_run = True
-
-        async def recover() -> None:
-            nonlocal first_run
-            # the first run is at start-up: no request of this process can be in flight yet
-            counts = await recover_pending(db, node.mints, 0 if first_run else None)
-            first_run = False
-            if counts:
-                log.info("swap recovery: %s", counts)
-
-        async def pay_earnings() -> None:
-            p = await auto_payout(
-                db,
-                node.payouts,
-                node.mints.primary,
-                settings.receive_ln_address,
-                settings.receive_ln_threshold_sats,
-            )
-            if p is not None:
-                log.info(
-                    "earnings payout to RECEIVE_LN_ADDRESS: %s, %d sat, fee %d", p.state, p.amount, p.fee
-                )
-
-        async def expire_keys() -> None:
-            counts = await pay_out_expired(db, node.payouts)
-            if counts:
-                log.info("key expiry: %s", counts)
-
-        async def watch_invoices() -> None:
-            counts = await node.invoices.settle_all()
-            if counts.get("settled"):
-                log.info("invoice watcher: %s", counts)
-
-        sweep_every = min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2)
-        tasks = [
-            asyncio.create_task(_every(sweep_every, "reservation sweep", sweep)),
-            asyncio.create_task(_every(RECOVER_EVERY_S, "swap recovery", recover)),
-            asyncio.create_task(_every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)),
-            asyncio.create_task(_every(settings.invoice_watch_s, "invoice watcher", watch_invoices)),
-            asyncio.create_task(_every(EXPIRY_EVERY_S, "key expiry", expire_keys)),
-            asyncio.create_task(node.catalogue.refresh_forever(node.providers)),
-        ]
+        tasks = start_jobs(settings, node)
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
         async with rates:
             yield

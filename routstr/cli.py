@@ -28,9 +28,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"routstr: configuration error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.workers > 1:
+        from routstr.workers import supervise
+
+        return supervise(settings, args.workers, args.env_file)
     _use_uvloop()
     print(f"routstr {__version__} serving on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        reuse_port=args.reuse_port or None,
+    )
     return 0
 
 
@@ -216,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default: $PORT or 8000)")
     s.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    s.add_argument("--workers", type=int, default=1, help="node processes sharing the port (default 1)")
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
     s.set_defaults(func=_serve)
     a = sub.add_parser("audit", help="check the books; exits 1 if anything is wrong")
     a.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")

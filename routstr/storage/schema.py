@@ -109,6 +109,8 @@ swaps = Table(
     Column("error", Text, nullable=True),
     # convert: JSON of the foreign mint, its melt quote and our mint quote here (for recovery)
     Column("detail", Text, nullable=True),
+    # the process that sent it (``core.ids.PROCESS``): recovery leaves a live process's swap alone
+    Column("executor", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_swaps_state", "state"),
@@ -164,6 +166,16 @@ admin_tokens = Table(
     Column("name", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+)
+
+# Background jobs that must run once across a fleet (sweeps, recovery, watchers): the holder of a
+# job's lease runs it, and renews the lease each round; a lease that expired can be taken over.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 node_settings = Table(

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from routstr.core.ids import PROCESS
 from routstr.storage.accounts import now_ms
 from routstr.storage.schema import proofs, swaps
 
@@ -37,6 +38,7 @@ class SwapRow:
     error: str | None
     detail: dict[str, Any] | None = None  # convert: foreign mint and quotes
     created_at: int = 0
+    executor: str | None = None
 
 
 _SWAP_COLS = (
@@ -54,6 +56,7 @@ _SWAP_COLS = (
     swaps.c.error,
     swaps.c.detail,
     swaps.c.created_at,
+    swaps.c.executor,
 )
 
 
@@ -73,6 +76,7 @@ def _swap(row: Any) -> SwapRow:
         error=row[11],
         detail=orjson.loads(row[12]) if row[12] else None,
         created_at=int(row[13]),
+        executor=row[14],
     )
 
 
@@ -105,6 +109,7 @@ async def insert_swap(
             outputs=orjson.dumps(outputs).decode(),
             user_amount=user_amount,
             detail=orjson.dumps(detail).decode() if detail is not None else None,
+            executor=PROCESS,
             created_at=t,
             updated_at=t,
         )

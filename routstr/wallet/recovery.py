@@ -11,6 +11,7 @@ import logging
 
 from routstr.cashu.errors import CashuError
 from routstr.cashu.nut00 import Proof
+from routstr.core.ids import process_is_dead
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.inflight import is_executing
@@ -93,19 +94,23 @@ MELT_GRACE_S = 330.0
 async def recover_pending(
     db: Database, mints: MintRegistry, min_age_s: float | None = None
 ) -> dict[str, int]:
-    """Settle every pending swap the mints can tell us about, once it is old enough to be nobody's
-    request in flight. ``min_age_s=0``: at start-up, when no request of this process can be."""
+    """Settle every pending swap the mints can tell us about, unless its sender may still be waiting
+    for the mint: a swap this process is sending is left alone; one whose sender is known dead (this
+    process's own, or a dead pid on this host) is settled now; any other only once it is older than
+    the grace (``min_age_s``; 0 at a start-up where no other process can be running)."""
     now = accounts.now_ms()
-    grace = IN_FLIGHT_GRACE_S if min_age_s is None else min_age_s
-    melt_grace = MELT_GRACE_S if min_age_s is None else min_age_s
     async with db.read() as conn:
-        pending = await wallet_store.pending_swaps(conn, now - int(grace * 1000))
+        pending = await wallet_store.pending_swaps(conn)
     counts: dict[str, int] = {}
     for swap in pending:
         if is_executing(swap.id):
             continue
-        if swap.kind in ("melt", "convert") and swap.created_at > now - melt_grace * 1000:
-            continue
+        if not process_is_dead(swap.executor):
+            grace = min_age_s
+            if grace is None:
+                grace = MELT_GRACE_S if swap.kind in ("melt", "convert") else IN_FLIGHT_GRACE_S
+            if swap.created_at > now - grace * 1000:
+                continue
         state = await recover_swap(db, mints, swap)
         counts[state] = counts.get(state, 0) + 1
     return counts

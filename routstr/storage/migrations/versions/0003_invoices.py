@@ -1,5 +1,5 @@
 """invoices: Lightning top-ups through the primary mint's NUT-04 quotes; proofs indexed for spending;
-key expiry and refund address; admin API tokens
+key expiry and refund address; admin API tokens; job leases; swaps.executor
 
 Revision ID: 0003
 Revises: 0002
@@ -15,6 +15,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("swaps", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("executor", sa.String(length=64), nullable=True))
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
     op.create_table(
         "admin_tokens",
         sa.Column(
@@ -62,6 +71,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("swaps", schema=None) as batch_op:
+        batch_op.drop_column("executor")
+    op.drop_table("leases")
     op.drop_table("admin_tokens")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("expires_at")

@@ -1,0 +1,116 @@
+"""The node's background jobs, and which of them run once per fleet.
+
+Jobs that move money (the reservation sweep, swap recovery, the invoice watcher, key expiry, the
+earnings payout) run in the one process of a fleet that holds the job's lease in the database; the
+others keep per-process state (mint health, model lists) and run everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from routstr.api.state import Node
+from routstr.config import Settings
+from routstr.core.ids import PROCESS
+from routstr.storage import accounts, leases, ledger_ops
+from routstr.wallet.expiry import pay_out_expired
+from routstr.wallet.recovery import recover_pending
+from routstr.wallet.withdraw_lightning import auto_payout
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 30.0
+RECOVER_EVERY_S = 60.0
+MINT_HEALTH_EVERY_S = 30.0
+EXPIRY_EVERY_S = 30.0
+PAYOUT_EVERY_S = 60.0
+
+Job = Callable[[], Awaitable[None]]
+
+
+async def _guarded(job: str, run: Job) -> None:
+    try:
+        await run()
+    except Exception:
+        log.exception("background job %s failed", job)
+
+
+async def every(seconds: float, job: str, run: Job) -> None:
+    """Run ``run`` now and then every ``seconds``; a failure is logged and the next round still runs."""
+    while True:
+        await _guarded(job, run)
+        await asyncio.sleep(seconds)
+
+
+def once_per_fleet(node: Node, seconds: float, job: str, run: Job) -> Job:
+    """``run``, but only in the process holding the job's lease (taken over if its holder stops)."""
+
+    async def leased() -> None:
+        if await leases.hold(node.db, "job:" + job, PROCESS, ttl_s=3 * seconds):
+            await run()
+
+    return leased
+
+
+def recovers_at_once(settings: Settings) -> bool:
+    """May the start-up recovery touch swaps of any age? Only when no other process can have one in
+    flight: a single process on SQLite. (``serve --workers`` runs that pass before starting workers.)"""
+    return settings.database_url.startswith("sqlite") and not os.environ.get("ROUTSTR_WORKER")
+
+
+def start_jobs(settings: Settings, node: Node) -> list[asyncio.Task[None]]:
+    db = node.db
+
+    async def sweep() -> None:
+        await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
+
+    async def recover() -> None:
+        counts = await recover_pending(db, node.mints)
+        if counts:
+            log.info("swap recovery: %s", counts)
+
+    async def recover_at_start() -> None:
+        counts = await recover_pending(db, node.mints, min_age_s=0)
+        if counts:
+            log.info("start-up recovery: %s", counts)
+
+    async def watch_invoices() -> None:
+        counts = await node.invoices.settle_all()
+        if counts.get("settled"):
+            log.info("invoice watcher: %s", counts)
+
+    async def expire_keys() -> None:
+        counts = await pay_out_expired(db, node.payouts)
+        if counts:
+            log.info("key expiry: %s", counts)
+
+    async def pay_earnings() -> None:
+        p = await auto_payout(
+            db,
+            node.payouts,
+            node.mints.primary,
+            settings.receive_ln_address,
+            settings.receive_ln_threshold_sats,
+        )
+        if p is not None:
+            log.info("earnings payout to RECEIVE_LN_ADDRESS: %s, %d sat, fee %d", p.state, p.amount, p.fee)
+
+    fleet: list[tuple[float, str, Job]] = [
+        (min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2), "reservation sweep", sweep),
+        (RECOVER_EVERY_S, "swap recovery", recover),
+        (settings.invoice_watch_s, "invoice watcher", watch_invoices),
+        (EXPIRY_EVERY_S, "key expiry", expire_keys),
+    ]
+    if settings.receive_ln_address:
+        fleet.append((PAYOUT_EVERY_S, "earnings payout", pay_earnings))
+    tasks = [
+        asyncio.create_task(every(s, name, once_per_fleet(node, s, name, run))) for s, name, run in fleet
+    ]
+    if recovers_at_once(settings):  # not leased: a crashed holder's lease must not delay this pass
+        tasks.append(asyncio.create_task(_guarded("start-up recovery", recover_at_start)))
+    tasks.append(asyncio.create_task(every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)))
+    tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
+    return tasks
