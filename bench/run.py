@@ -733,6 +733,10 @@ def run(
     pricing.write_text(PRICING)
     node_env = clean_env(
         PYTHONUNBUFFERED="1",
+        # the limiter runs (its cost is measured) with limits one key at c=50 never reaches
+        RATE_LIMIT_REQUESTS_PER_MINUTE="100000000",
+        RATE_LIMIT_TOKENS_PER_HOUR="100000000000",
+        RATE_LIMIT_CONCURRENT="100000",
         UPSTREAM_BASE_URL=upstream_base,
         UPSTREAM_API_KEY="sk-bench-upstream",
         CASHU_MINTS=mint_url,
@@ -821,9 +825,7 @@ def run(
     profile: dict[str, Any] | None = None
     if args.profile:
         stream = args.profile_mode == "stream"
-        say(
-            f"py-spy on the node during an extra c=50 {args.profile_mode} run ({args.duration:g} s) ..."
-        )
+        say(f"py-spy on the node during an extra c=50 {args.profile_mode} run ({args.duration:g} s) ...")
         prof_script = scripts["node", stream]
         prof_point, profile = profile_node(
             node.pid, urls["node"], prof_script, args.duration, args.profile, stream

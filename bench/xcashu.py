@@ -753,6 +753,10 @@ def start_stack(tmp: Path, procs: Processes, mint: NutshellMint, wallet: TestWal
     pricing.write_text(PRICING)
     node_env = clean_env(
         PYTHONUNBUFFERED="1",
+        # the limiter runs (its cost is measured) with limits one key at c=50 never reaches
+        RATE_LIMIT_REQUESTS_PER_MINUTE="100000000",
+        RATE_LIMIT_TOKENS_PER_HOUR="100000000000",
+        RATE_LIMIT_CONCURRENT="100000",
         UPSTREAM_BASE_URL=upstream_base,
         UPSTREAM_API_KEY="sk-bench-upstream",
         CASHU_MINTS=mint_url,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import aiohttp_cors
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from routstr.api import admin, balance, docs, health, info, lightning, llm
 from routstr.api.middleware import request_context
@@ -20,6 +21,7 @@ from routstr.billing.pipeline import Pipeline
 from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
 from routstr.jobs import start_jobs
+from routstr.limits import LimitPolicy, Limits, make_limiter
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import accounts
 from routstr.storage.db import Database
@@ -44,8 +46,10 @@ async def server_secret(db: Database, configured: str) -> bytes:
     """The HMAC key for key hashes: SECRET_KEY if set, else one generated once and kept in the DB."""
     if configured:
         return configured.encode()
-    async with db.write() as conn:
-        await accounts.put_setting_if_absent(conn, "key_hmac_secret", secrets.token_hex(32))
+    with contextlib.suppress(IntegrityError):  # another process of the fleet stored it first
+        async with db.write() as conn:
+            await accounts.put_setting_if_absent(conn, "key_hmac_secret", secrets.token_hex(32))
+    async with db.read() as conn:
         value = await accounts.get_setting(conn, "key_hmac_secret")
     assert value is not None
     return value.encode()
@@ -98,6 +102,14 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
         xcashu,
         settings.aliases,
         settings.missing_key_status,
+        make_limiter(settings.redis_url or None, settings.redis_prefix),
+        LimitPolicy(
+            Limits(
+                settings.rate_limit_requests_per_minute,
+                settings.rate_limit_tokens_per_hour,
+                settings.rate_limit_concurrent,
+            )
+        ),
     )
     invoices = Invoices(db, mints, secret)
     payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
@@ -155,6 +167,7 @@ def create_app(settings: Settings) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await session.close()
+        await node.pipeline.limiter.close()
         for provider in node.providers:
             await provider.client.session.close()
         await db.close()

@@ -63,6 +63,11 @@ class Settings:
     foreign_mint_allow_http: bool = False
     lnurl_allow_http: bool = False  # Lightning addresses / LNURLs on plain http (local tests only)
     invoice_watch_s: float = 5.0
+    rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
+    rate_limit_tokens_per_hour: int = 1_000_000
+    rate_limit_concurrent: int = 10
+    redis_url: str = ""  # set: rate-limit counters shared by a fleet through Redis
+    redis_prefix: str = "routstr:rl"  # namespace of those counters (one per fleet)
     receive_ln_address: str = ""  # earnings paid here automatically once they reach the threshold
     receive_ln_threshold_sats: int = 10_000  # how often paid Lightning invoices are settled without a poll
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
@@ -296,6 +301,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
         invoice_watch_s=_float(env, "INVOICE_WATCH_SECONDS", 5.0),
         lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),
+        rate_limit_requests_per_minute=_int(env, "RATE_LIMIT_REQUESTS_PER_MINUTE", 1000),
+        rate_limit_tokens_per_hour=_int(env, "RATE_LIMIT_TOKENS_PER_HOUR", 1_000_000),
+        rate_limit_concurrent=_int(env, "RATE_LIMIT_CONCURRENT", 10),
+        redis_url=env.get("REDIS_URL", "").strip(),
+        redis_prefix=env.get("REDIS_PREFIX", "routstr:rl").strip() or "routstr:rl",
         receive_ln_address=env.get("RECEIVE_LN_ADDRESS", "").strip(),
         receive_ln_threshold_sats=_int(env, "RECEIVE_LN_THRESHOLD_SATS", 10_000, minimum=1),
         log_level=level,

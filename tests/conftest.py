@@ -191,6 +191,9 @@ def node_env(mint_url: str, upstream_url: str, db_url: str, pricing: Path, **ext
         "BTC_USD_PRICE": "100000",
         "PRICING_FILE": str(pricing),
         "NAME": "test node",
+        # generous: tests hammer one key; tests/node/test_rate_limits.py sets the real defaults
+        "RATE_LIMIT_REQUESTS_PER_MINUTE": "100000",
+        "RATE_LIMIT_CONCURRENT": "1000",
         **extra,
     }
 

@@ -34,6 +34,7 @@ from routstr.core.errors import (
 )
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
+from routstr.limits import LimitPolicy, MemoryLimiter, RateLimiter
 from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
@@ -58,6 +59,8 @@ class Held:
     facts: RequestFacts
     settled: bool = False
     shot: OneShot | None = None  # paid by an X-Cashu token: its change goes back with the answer
+    rate_headers: dict[str, str] | None = None  # X-RateLimit-* of this request
+    tokens: int = 0  # what the request used, for the key's hourly token budget
 
 
 class Pipeline:
@@ -72,7 +75,11 @@ class Pipeline:
         xcashu: XCashu,
         aliases: Mapping[str, tuple[str, ...]] | None = None,
         missing_key_status: int = 401,
+        limiter: RateLimiter | None = None,
+        limits: LimitPolicy | None = None,
     ) -> None:
+        self.limiter = limiter or MemoryLimiter()
+        self.limits = limits or LimitPolicy()
         self.db = db
         self.auth = auth
         self.xcashu = xcashu
@@ -120,10 +127,19 @@ class Pipeline:
         else:
             assert bearer is not None
             key_id = await self.auth.key_id(bearer)
+        decision = await self.limiter.acquire(key_id, self.limits.limits_for(key_id))
+        if not decision.allowed:
+            if shot is not None:  # the token was redeemed: all of it goes back with the 429
+                err = decision.error()
+                err.headers.update((await self.xcashu.close(shot)).headers())
+                raise err
+            raise decision.error()
+        held: Held | None = None
         self.in_flight += 1
         try:
             held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
             held.shot = shot
+            held.rate_headers = decision.headers()
             try:
                 resp = await self._forward(request, adapter, body, held, candidates, base)
             finally:
@@ -135,6 +151,7 @@ class Pipeline:
             raise
         finally:
             self.in_flight -= 1
+            await self.limiter.release(key_id, held.tokens if held is not None else 0)
         return resp
 
     def _bounds(self, price: ModelPrice, facts: RequestFacts) -> tuple[int, int]:
@@ -269,6 +286,8 @@ class Pipeline:
         """Close the reservation, once. The writer finishes a submitted call even if this handler is
         cancelled, so a settlement is never lost half-way."""
         held.settled = True
+        if usage is not None:
+            held.tokens = usage.prompt_tokens + usage.completion_tokens
         s = await self.db.ledger.run(
             ledger_ops.settle,
             held.key_id,
@@ -324,6 +343,8 @@ class Pipeline:
         obj = adapter.from_upstream(obj, usage)
         adapter.attach_cost(obj, await self._cost_object(held, cost))
         headers = {COST_HEADER: str(cost), "X-Request-ID": held.request_id}
+        if held.rate_headers:
+            headers.update(held.rate_headers)
         if held.shot is not None:
             headers.update(held.shot.headers())
         return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
@@ -336,6 +357,7 @@ class Pipeline:
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
                 "X-Request-ID": held.request_id,
+                **(held.rate_headers or {}),
             }
         )
         meter = SseMeter(adapter)
