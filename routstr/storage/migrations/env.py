@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -14,6 +15,11 @@ config = context.config
 target_metadata = metadata
 
 
+# Several node processes may start at once on a fresh database: on PostgreSQL they take turns (the
+# lock is held until the migration's transaction ends; the next one then finds nothing to do).
+MIGRATION_LOCK = 0x726F75747374  # "routst"
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -21,6 +27,8 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         context.run_migrations()
 
 
