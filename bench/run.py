@@ -496,7 +496,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"routstr benchmark — {meta['date']} — {meta['nproc']} cores, {meta['cpu']}, "
         f"Python {meta['python']}, aiohttp {meta['aiohttp']}, {meta['wrk']}, "
-        f"node at commit {meta['git_commit']}, {meta.get('providers', 1)} provider(s) configured"
+        f"node at commit {meta['git_commit']}, {meta.get('providers', 1)} provider(s) configured, "
+        f"{meta.get('database', 'sqlite')}, {meta.get('workers', 1)} worker(s)"
         + (
             f" plus uncommitted changes to {', '.join(meta['routstr_uncommitted'])}"
             if meta["routstr_uncommitted"]
@@ -653,6 +654,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=(1, 2),
         help="2: configure a second provider (a dearer one on the same fake upstream) so routing runs too",
     )
+    p.add_argument(
+        "--database-url",
+        help="the node's database (default: SQLite in the temp dir); e.g. a scratch PostgreSQL database",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="routstr serve --workers N (CPU and RSS columns then cover the supervisor process only)",
+    )
     return p.parse_args(argv)
 
 
@@ -740,7 +751,7 @@ def run(
         UPSTREAM_BASE_URL=upstream_base,
         UPSTREAM_API_KEY="sk-bench-upstream",
         CASHU_MINTS=mint_url,
-        DATABASE_URL=f"sqlite:///{tmp / 'node.sqlite3'}",
+        DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'node.sqlite3'}",
         BTC_USD_PRICE="100000",
         PRICING_FILE=str(pricing),
         HOST=HOST,
@@ -755,6 +766,8 @@ def run(
         )
         node_env["PROVIDERS_FILE"] = str(providers)
     node_cmd = [str(routstr_bin), "serve"] if routstr_bin.exists() else [py, "-m", "routstr", "serve"]
+    if args.workers > 1:
+        node_cmd += ["--workers", str(args.workers), "--env-file", ""]
     node = procs.spawn("node", node_cmd, node_env, tmp)  # cwd=tmp: no stray ./.env is read
     node_url = f"http://{HOST}:{node_port}"
     wait_http(procs, "node", node, f"{node_url}/v1/info", 60)
@@ -918,7 +931,12 @@ def run(
         },
     ]
     return {
-        "meta": {**machine_meta(args.duration, load_before), "providers": args.providers},
+        "meta": {
+            **machine_meta(args.duration, load_before),
+            "providers": args.providers,
+            "database": "postgresql" if (args.database_url or "").startswith("postgres") else "sqlite",
+            "workers": args.workers,
+        },
         "request": {"model": MODEL, "max_tokens": MAX_TOKENS, "prompt": PROMPT},
         "urls": urls,
         "points": [asdict(p) for p in points],

@@ -151,7 +151,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await upgrade(settings.database_url)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, settings.db_pool_size)
         session = _pooled_session()
         node = await build_node(settings, session, db)
         app[NODE] = node

@@ -66,6 +66,7 @@ class Settings:
     rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
     rate_limit_tokens_per_hour: int = 1_000_000
     rate_limit_concurrent: int = 10
+    db_pool_size: int = 10  # PostgreSQL connections per process (twice that in bursts)
     redis_url: str = ""  # set: rate-limit counters shared by a fleet through Redis
     redis_prefix: str = "routstr:rl"  # namespace of those counters (one per fleet)
     receive_ln_address: str = ""  # earnings paid here automatically once they reach the threshold
@@ -304,6 +305,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         rate_limit_requests_per_minute=_int(env, "RATE_LIMIT_REQUESTS_PER_MINUTE", 1000),
         rate_limit_tokens_per_hour=_int(env, "RATE_LIMIT_TOKENS_PER_HOUR", 1_000_000),
         rate_limit_concurrent=_int(env, "RATE_LIMIT_CONCURRENT", 10),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
         redis_url=env.get("REDIS_URL", "").strip(),
         redis_prefix=env.get("REDIS_PREFIX", "routstr:rl").strip() or "routstr:rl",
         receive_ln_address=env.get("RECEIVE_LN_ADDRESS", "").strip(),

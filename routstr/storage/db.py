@@ -48,14 +48,18 @@ def _make_sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEn
 class Database:
     """The node's one handle on storage: ``async with db.write() as conn`` is one transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        """``pool_size``: PostgreSQL connections per process, as many again in bursts (a fleet of N
+        processes may open 2 x N x pool_size: keep that under the server's ``max_connections``)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.writer = _make_sqlite_engine(url, immediate=True, pool_size=1)
             self.reader = _make_sqlite_engine(url, immediate=False, pool_size=4)
         else:
-            self.writer = create_async_engine(url, pool_size=20, max_overflow=10, hide_parameters=True)
+            self.writer = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+            )
             self.reader = self.writer
         # the hot path (reserve, settle) runs here: see writer.py
         self.ledger: SqliteWriter | EngineWriter = (

@@ -48,6 +48,7 @@ async def fleet(tmp_path: Path, mint_url: str, fake_upstream: Upstream) -> Async
             RATE_LIMIT_REQUESTS_PER_MINUTE="60",
             RATE_LIMIT_CONCURRENT="1000",
             RESERVATION_TTL_SECONDS="2",
+            DB_POOL_SIZE="4",  # the CI server allows 100 connections, shared with the rest of the suite
         )
         nodes = [NodeProcess(env, tmp_path / f"node{i}.log") for i in range(3)]
         try:
@@ -76,7 +77,7 @@ async def test_a_fleet_keeps_one_book(fleet: list[NodeProcess], wallet: TestWall
                 return r.status, await r.json()
 
         seen = await asyncio.gather(*(info(n) for n in fleet for _ in range(3)))
-        assert {s for s, _ in seen} == {200} and {b["balance"] for _, b in seen} == {40_000}
+        assert {s for s, _ in seen} == {200} and {b["balance"] for _, b in seen} == {40_000}, seen
 
         # 300 requests over the three processes on keys funded for fewer
         keys = [await wallet.asend(mint_url, 12) for _ in range(3)]
@@ -92,15 +93,16 @@ async def test_a_fleet_keeps_one_book(fleet: list[NodeProcess], wallet: TestWall
 
         statuses = Counter(await asyncio.gather(*(spend(i) for i in range(300))))
         assert set(statuses) <= {200, 402, 429}, statuses
-        assert statuses[200] > 0 and statuses[402] + statuses[429] > 0  # funded and limited for fewer
+        assert statuses[200] > 0 and statuses[402] + statuses[429] > 0, statuses  # funded for fewer
         # rate limits are fleet-wide: 60 a minute per key, all processes together (counted per process,
         # each process would let its ~33 requests per key through and none would be refused)
-        assert statuses[200] + statuses[402] <= 3 * 60 and statuses[429] >= 300 - 3 * 60
+        assert statuses[200] + statuses[402] <= 3 * 60 and statuses[429] >= 300 - 3 * 60, statuses
 
     db = Database(fleet[0].env["DATABASE_URL"])
     try:
         async with db.read() as conn:
-            assert await ledger_mismatches(conn) == []  # the ledger sums to every balance
+            mismatches = await ledger_mismatches(conn)
+        assert mismatches == []  # the ledger sums to every balance
     finally:
         await db.close()
     await assert_audit_passes(fleet[0])
