@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from routstr.api.state import Node
 from routstr.config import Settings
 from routstr.core.ids import PROCESS
-from routstr.storage import accounts, leases, ledger_ops
+from routstr.limits import LimitPolicy
+from routstr.storage import accounts, leases, ledger_ops, limit_overrides
 from routstr.wallet.expiry import pay_out_expired
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.withdraw_lightning import auto_payout
@@ -27,6 +28,7 @@ RECOVER_EVERY_S = 60.0
 MINT_HEALTH_EVERY_S = 30.0
 EXPIRY_EVERY_S = 30.0
 PAYOUT_EVERY_S = 60.0
+LIMITS_EVERY_S = 30.0
 
 Job = Callable[[], Awaitable[None]]
 
@@ -111,6 +113,11 @@ def start_jobs(settings: Settings, node: Node) -> list[asyncio.Task[None]]:
     ]
     if recovers_at_once(settings):  # not leased: a crashed holder's lease must not delay this pass
         tasks.append(asyncio.create_task(_guarded("start-up recovery", recover_at_start)))
+
+    async def refresh_limits() -> None:  # overrides set through another process of the fleet
+        node.pipeline.limits = LimitPolicy(node.pipeline.limits.default, await limit_overrides.load(db))
+
+    tasks.append(asyncio.create_task(every(LIMITS_EVERY_S, "rate-limit overrides", refresh_limits)))
     tasks.append(asyncio.create_task(every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)))
     tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
     return tasks

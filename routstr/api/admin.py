@@ -17,7 +17,8 @@ from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
 from routstr.core.errors import AuthenticationFailed, InvalidRequest
-from routstr.storage import admin_store
+from routstr.limits import LimitPolicy, Limits
+from routstr.storage import admin_store, limit_overrides
 from routstr.storage.books import books
 from routstr.wallet.audit import audit
 from routstr.wallet.mints import canonical_mint_url
@@ -99,7 +100,44 @@ async def post_withdraw(request: web.Request) -> web.Response:
     return json_response({"token": w.token, "amount": w.amount, "fee": w.fee, "unit": unit})
 
 
+def _limit_field(body: dict[str, Any], name: str, default: int) -> int:
+    v = body.get(name, default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise InvalidRequest(f"'{name}' must be a whole number, 0 for no limit", details={"param": name})
+    return v
+
+
+async def put_key_limits(request: web.Request) -> web.Response:
+    """``{requests_per_minute, tokens_per_hour, concurrent}`` for one key (0: no limit); the whole
+    fleet applies it within 30 s, this process at once. DELETE goes back to the defaults."""
+    node = await _require_admin(request)
+    key_id = int(request.match_info["key_id"])
+    default = node.pipeline.limits.default
+    limits = None
+    if request.method == "PUT":
+        _, body = await read_json_body(request, node.settings.max_body_bytes)
+        limits = Limits(
+            _limit_field(body, "requests_per_minute", default.requests_per_minute),
+            _limit_field(body, "tokens_per_hour", default.tokens_per_hour),
+            _limit_field(body, "concurrent", default.concurrent),
+        )
+    overrides = await limit_overrides.set_override(node.db, key_id, limits)
+    node.pipeline.limits = LimitPolicy(default, overrides)
+    current = overrides.get(key_id, default)
+    return json_response(
+        {
+            "key_id": key_id,
+            "requests_per_minute": current.requests_per_minute,
+            "tokens_per_hour": current.tokens_per_hour,
+            "concurrent": current.concurrent,
+            "override": key_id in overrides,
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_put(r"/admin/api/keys/{key_id:\d+}/limits", put_key_limits)
+    app.router.add_delete(r"/admin/api/keys/{key_id:\d+}/limits", put_key_limits)
     app.router.add_get("/admin/api/books", get_books)
     app.router.add_get("/admin/api/audit", get_audit)
     app.router.add_post("/admin/api/withdraw", post_withdraw)

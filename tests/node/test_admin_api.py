@@ -70,3 +70,41 @@ async def test_admin_api_books_audit_and_withdraw(
             assert r.status == 401
         listed = await cli(env, "admin-token", "list")
         assert listed[0]["name"] == "tests" and listed[0]["revoked_at"] and "token" not in listed[0]
+
+
+async def test_per_key_rate_limit_overrides(
+    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+):
+    async with (
+        running_node("sqlite", mint_url, fake_upstream, tmp_path) as node,
+        aiohttp.ClientSession() as http,
+    ):
+        env = {
+            **os.environ,
+            **node_env(mint_url, fake_upstream.url, node.settings.database_url, tmp_path / "pricing.toml"),
+        }
+        admin = {"Authorization": f"Bearer {(await cli(env, 'admin-token', 'create'))['token']}"}
+        token = await wallet.asend(mint_url, 50)
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with http.post(
+            node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer
+        ) as r:
+            assert r.headers["X-RateLimit-Limit"] == "100000"  # the node's default (tests/conftest.py)
+        from routstr.api.state import NODE
+
+        key_id = await node.app[NODE].auth.key_id(token)
+        url = node.url + f"/admin/api/keys/{key_id}/limits"
+        async with http.put(url, json={"requests_per_minute": 7}, headers=admin) as r:
+            assert r.status == 200 and (await r.json())["override"] is True
+        async with http.post(
+            node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer
+        ) as r:
+            assert r.headers["X-RateLimit-Limit"] == "7"
+        async with http.put(url, json={"requests_per_minute": -1}, headers=admin) as r:
+            assert r.status == 400
+        async with http.delete(url, headers=admin) as r:
+            assert (await r.json())["override"] is False
+        async with http.post(
+            node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer
+        ) as r:
+            assert r.headers["X-RateLimit-Limit"] == "100000"
