@@ -363,6 +363,7 @@ class Pipeline:
         meter = SseMeter(adapter)
         translator = adapter.stream_translator(held.facts.model)
         client_gone = False
+        last = b""  # the upstream's final events, sent in one write with ours
         try:
             await out.prepare(request)
             async for chunk in resp.content.iter_any():
@@ -370,7 +371,10 @@ class Pipeline:
                 if translator is not None and data:
                     data = translator.feed(data)
                 if data:
-                    await out.write(data)
+                    if resp.content.is_eof():  # the upstream is done: this goes with the closing events
+                        last += data
+                    else:
+                        await out.write(data)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             client_gone = True
         except (aiohttp.ClientError, TimeoutError):
@@ -381,19 +385,19 @@ class Pipeline:
         cost = await self._settle_stream(held, meter)
         if client_gone:  # an X-Cashu change waits on its key for the retrieval route
             return out
-        tail = b""
+        tail = last
         if translator is not None:
-            tail = translator.finish(meter.usage, await self._cost_object(held, cost))
+            tail += translator.finish(meter.usage, await self._cost_object(held, cost))
         elif meter.usage_event is not None and (held.facts.wants_stream_usage or held.shot):
             adapter.attach_cost(meter.usage_event, await self._cost_object(held, cost))
-            tail = meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
+            tail += meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
         elif held.shot is not None:  # no usage event to carry the change: an event of its own
             change = {
                 "object": "x_cashu",
                 "choices": [],
                 "usage": {"cost": await self._cost_object(held, cost)},
             }
-            tail = b"data: " + orjson.dumps(change) + b"\n\n"
+            tail += b"data: " + orjson.dumps(change) + b"\n\n"
         if meter.done and translator is None:
             tail += meter.end_event
         try:
