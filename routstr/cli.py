@@ -7,8 +7,33 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from routstr import __version__
+
+if TYPE_CHECKING:
+    from routstr.config import Settings
+    from routstr.storage.db import Database
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings an operator command runs with; None (after saying why) if they are wrong."""
+    from routstr.config import ConfigError, load_settings
+
+    try:
+        return load_settings(dict(os.environ), env_file=args.env_file)
+    except ConfigError as e:
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return None
+
+
+async def _open_db(settings: Settings) -> Database:
+    """The node's database, its schema brought up to date first (a command may run before a node)."""
+    from routstr.storage.db import Database
+    from routstr.storage.migrate import upgrade
+
+    await upgrade(settings.database_url)
+    return Database(settings.database_url)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -50,18 +75,14 @@ def _books(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from routstr.config import ConfigError, load_settings
     from routstr.storage.books import books
-    from routstr.storage.db import Database
 
-    try:
-        settings = load_settings(dict(os.environ), env_file=args.env_file)
-    except ConfigError as e:
-        print(f"routstr: configuration error: {e}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
 
     async def run() -> list[dict[str, object]]:
-        db = Database(settings.database_url)
+        db = await _open_db(settings)
         try:
             async with db.read() as conn:
                 return [b.as_dict() for b in await books(conn)]
@@ -79,21 +100,15 @@ def _audit(args: argparse.Namespace) -> int:
 
     import aiohttp
 
-    from routstr.config import ConfigError, load_settings
-    from routstr.storage.db import Database
-    from routstr.storage.migrate import upgrade
     from routstr.wallet.audit import AuditReport, audit
     from routstr.wallet.mints import MintRegistry
 
-    try:
-        settings = load_settings(dict(os.environ), env_file=args.env_file)
-    except ConfigError as e:
-        print(f"routstr: configuration error: {e}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
 
     async def run() -> AuditReport:
-        await upgrade(settings.database_url)
-        db = Database(settings.database_url)
+        db = await _open_db(settings)
         try:
             async with aiohttp.ClientSession() as session:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
@@ -121,24 +136,18 @@ def _withdraw(args: argparse.Namespace) -> int:
 
     import aiohttp
 
-    from routstr.config import ConfigError, load_settings
     from routstr.core.errors import ApiError
-    from routstr.storage.db import Database
-    from routstr.storage.migrate import upgrade
     from routstr.wallet.lightning_out import Payouts
     from routstr.wallet.mints import MintRegistry, canonical_mint_url
     from routstr.wallet.withdraw import withdraw
     from routstr.wallet.withdraw_lightning import withdraw_lightning
 
-    try:
-        settings = load_settings(dict(os.environ), env_file=args.env_file)
-    except ConfigError as e:
-        print(f"routstr: configuration error: {e}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
 
     async def run() -> dict[str, object]:
-        await upgrade(settings.database_url)
-        db = Database(settings.database_url)
+        db = await _open_db(settings)
         try:
             async with aiohttp.ClientSession() as session:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
@@ -173,20 +182,14 @@ def _admin_token(args: argparse.Namespace) -> int:
 
     from routstr.api.admin import admin_token_hash, new_admin_token
     from routstr.app import server_secret
-    from routstr.config import ConfigError, load_settings
     from routstr.storage import admin_store
-    from routstr.storage.db import Database
-    from routstr.storage.migrate import upgrade
 
-    try:
-        settings = load_settings(dict(os.environ), env_file=args.env_file)
-    except ConfigError as e:
-        print(f"routstr: configuration error: {e}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
 
     async def run() -> object:
-        await upgrade(settings.database_url)
-        db = Database(settings.database_url)
+        db = await _open_db(settings)
         try:
             secret = await server_secret(db, settings.secret_key)
             async with db.write() as conn:
