@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core.books import MintBooks
 from routstr.core.ledger import balances_from
+from routstr.core.money import UNIT_MSAT
 from routstr.storage.schema import api_keys, ledger, proofs, swaps
 
 
@@ -91,3 +92,11 @@ async def held_proofs(conn: AsyncConnection) -> list[tuple[str, str, str]]:
         proofs.c.state.in_(("unspent", "reserved"))
     )
     return [(str(m), str(y), str(s)) for m, y, s in (await conn.execute(q)).all()]
+
+
+async def earnings_units(conn: AsyncConnection, mint_url: str, unit: str) -> int:
+    """The node's own money at ``mint_url`` in whole ``unit``s: what it may withdraw (never below 0)."""
+    for b in await books(conn):
+        if (b.mint_url, b.unit) == (mint_url, unit):
+            return max(b.surplus_msat, 0) // UNIT_MSAT[unit]
+    return 0

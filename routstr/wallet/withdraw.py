@@ -16,9 +16,8 @@ from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.outputs import prepare_outputs
 from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, ServiceUnavailable
-from routstr.core.money import UNIT_MSAT
 from routstr.storage import wallet_store
-from routstr.storage.books import books
+from routstr.storage.books import earnings_units
 from routstr.storage.db import Database
 from routstr.wallet.inflight import executing, is_executing
 from routstr.wallet.mints import MintRegistry
@@ -40,10 +39,7 @@ class WouldTouchUserMoney(InvalidRequest):
 async def earnings(db: Database, mint_url: str, unit: str) -> int:
     """What the node may withdraw at ``mint_url`` in ``unit`` (whole units of its surplus)."""
     async with db.read() as conn:
-        for b in await books(conn):
-            if (b.mint_url, b.unit) == (mint_url, unit):
-                return max(b.surplus_msat, 0) // UNIT_MSAT[unit]
-    return 0
+        return await earnings_units(conn, mint_url, unit)
 
 
 async def withdraw(
@@ -60,14 +56,7 @@ async def withdraw(
     fee_ppk = {k.id: k.input_fee_ppk for k in await mints.client(mint_url).keysets()}
     swap_id = uuid.uuid4().hex
     async with db.write() as conn:
-        surplus = next(
-            (
-                max(b.surplus_msat, 0) // UNIT_MSAT[unit]
-                for b in await books(conn)
-                if (b.mint_url, b.unit) == (mint_url, unit)
-            ),
-            0,
-        )
+        surplus = await earnings_units(conn, mint_url, unit)
         amount = surplus if amount is None else amount
         if amount <= 0 or amount > surplus:
             raise WouldTouchUserMoney(

@@ -13,7 +13,7 @@ import uuid
 
 from routstr.core.money import UNIT_MSAT
 from routstr.storage import accounts
-from routstr.storage.books import books
+from routstr.storage.books import earnings_units
 from routstr.storage.db import Database
 from routstr.wallet.lightning_out import Payout, Payouts
 from routstr.wallet.withdraw import WouldTouchUserMoney
@@ -37,14 +37,7 @@ async def withdraw_lightning(
         key = await accounts.key_by_hash(conn, khash)
         key_id = key.id if key else await accounts.create_key(conn, khash, OPERATOR_KIND, mint_url, unit)
         parked = key.balance_msat // UNIT_MSAT[unit] if key else 0
-        surplus = next(
-            (
-                max(b.surplus_msat, 0) // UNIT_MSAT[unit]
-                for b in await books(conn)
-                if (b.mint_url, b.unit) == (mint_url, unit)
-            ),
-            0,
-        )
+        surplus = await earnings_units(conn, mint_url, unit)
         amount = surplus + parked if amount is None else amount
         if amount <= 0 or amount > surplus + parked:
             raise WouldTouchUserMoney(
@@ -66,14 +59,7 @@ async def auto_payout(
     async with db.read() as conn:
         key = await accounts.key_by_hash(conn, operator_key_hash(mint_url, "sat"))
         parked = key.balance_msat // 1000 if key else 0
-        surplus = next(
-            (
-                max(b.surplus_msat, 0) // 1000
-                for b in await books(conn)
-                if (b.mint_url, b.unit) == (mint_url, "sat")
-            ),
-            0,
-        )
+        surplus = await earnings_units(conn, mint_url, "sat")
     if surplus + parked < threshold_sats:
         return None
     return await withdraw_lightning(db, payouts, mint_url, address)
