@@ -74,6 +74,20 @@ def sqlite_path(url: str) -> str:
     return make_url(url).database or ":memory:"
 
 
+def _checkpoint(x: _SqliteExec) -> None:
+    """Copy the WAL back into the database file (PASSIVE: never waits for readers)."""
+    x.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _attempt(
+    fut: asyncio.Future[Any], op: Op, x: _SqliteExec
+) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+    try:
+        return fut, op(x), None
+    except Exception as e:
+        return fut, None, e
+
+
 class SqliteWriter:
     """Runs ``op(exec, *args)`` calls on one writer thread, committing them in groups.
 
@@ -122,10 +136,7 @@ class SqliteWriter:
         return True, result
 
     def _checkpoint_soon(self) -> None:
-        def checkpoint(x: _SqliteExec) -> None:
-            x.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        task = asyncio.get_running_loop().create_task(self._submit(checkpoint))
+        task = asyncio.get_running_loop().create_task(self._submit(_checkpoint))
         task.add_done_callback(lambda t: t.exception())
 
     async def _submit(self, op: Callable[..., T], *args: Any) -> T:
@@ -155,14 +166,17 @@ class SqliteWriter:
                 first = self._q.get()
                 if first is None:
                     return
+                if first[1] is _checkpoint:  # outside any transaction, or SQLite refuses it
+                    self._deliver([_attempt(first[0], _checkpoint, x)])
+                    continue
                 group = [first]
                 while len(group) < MAX_GROUP:
                     try:
                         item = self._q.get_nowait()
                     except queue.Empty:
                         break
-                    if item is None:
-                        self._q.put(None)  # stop after this group
+                    if item is None or item[1] is _checkpoint:
+                        self._q.put(item)  # a stop or a checkpoint: after this group
                         break
                     group.append(item)
                 self._deliver(self._commit_group(conn, x, group))

@@ -126,3 +126,30 @@ async def test_quiet_calls_run_inline_and_fall_back_when_the_database_is_busy(tm
         assert row is not None and row.balance_msat == 1_000 and row.reserved_msat == 2_000
     finally:
         await db.close()
+
+
+async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow(tmp_path: Path, monkeypatch):
+    """At one request at a time every commit is inline (no autocheckpoint there): the writer thread
+    must checkpoint the WAL every CHECKPOINT_EVERY commits, outside any transaction, so that the WAL
+    file is reused from its start instead of growing with every commit."""
+    from routstr.storage import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "CHECKPOINT_EVERY", 20)
+    path = tmp_path / "c.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url)
+    db = Database(url)
+    try:
+        key_id = await funded_key(db, 10**9)
+        writer = db.ledger
+        assert isinstance(writer, SqliteWriter)
+        wal = Path(f"{path}-wal")
+        sizes = []
+        for i in range(400):
+            await writer.run(ledger_ops.reserve, key_id, 1, f"w{i}", "m", accounts.now_ms(), 9, quiet=True)
+            if i % 20 == 19:
+                await asyncio.sleep(0.05)  # the checkpoint runs on the writer thread
+                sizes.append(wal.stat().st_size)
+        assert sizes[-1] <= 2 * sizes[1], sizes  # bounded by a few checkpoint intervals, not 400 commits
+    finally:
+        await db.close()
