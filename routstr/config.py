@@ -66,7 +66,7 @@ class Settings:
     rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
     rate_limit_tokens_per_hour: int = 1_000_000
     rate_limit_concurrent: int = 10
-    db_pool_size: int = 10  # PostgreSQL connections per process (twice that in bursts)
+    db_pool_size: int = 10  # PostgreSQL connections per process (3x that at most: bursts, hot path)
     redis_url: str = ""  # set: rate-limit counters shared by a fleet through Redis
     redis_prefix: str = "routstr:rl"  # namespace of those counters (one per fleet)
     receive_ln_address: str = ""  # earnings paid here automatically once they reach the threshold

@@ -18,7 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from routstr.storage.writer import EngineWriter, SqliteWriter
+from routstr.storage.pg_writer import PgWriter
+from routstr.storage.writer import SqliteWriter
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,8 +50,9 @@ class Database:
     """The node's one handle on storage: ``async with db.write() as conn`` is one transaction."""
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
-        """``pool_size``: PostgreSQL connections per process, as many again in bursts (a fleet of N
-        processes may open 2 x N x pool_size: keep that under the server's ``max_connections``)."""
+        """``pool_size``: PostgreSQL connections per process for SQLAlchemy, as many again in bursts,
+        plus as many for the hot path (a fleet of N processes may open 3 x N x pool_size: keep that
+        under the server's ``max_connections``)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -62,8 +64,8 @@ class Database:
             )
             self.reader = self.writer
         # the hot path (reserve, settle) runs here: see writer.py
-        self.ledger: SqliteWriter | EngineWriter = (
-            SqliteWriter(url) if self.is_sqlite else EngineWriter(self.writer)
+        self.ledger: SqliteWriter | PgWriter = (
+            SqliteWriter(url) if self.is_sqlite else PgWriter(url, self.writer, pool_size)
         )
 
     @asynccontextmanager

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
 from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
@@ -88,6 +89,61 @@ async def test_settle_after_the_sweeper_released_charges_only_what_is_free(db: D
     assert sums["reserve"] - sums["release"] - sums["charge"] == 0
 
 
+@pytest.mark.parametrize(
+    ("cost", "charge", "release", "extra"),
+    [(0, 0, 1_000, 0), (400, 400, 600, 0), (1_000, 1_000, 0, 0), (1_700, 1_700, 0, 700)],
+)
+async def test_settle_charges_the_cost_and_releases_the_rest(db: Database, cost, charge, release, extra):
+    """Under, at and over the reservation (over: the portable path on PostgreSQL too)."""
+    key_id = await funded_key(db, 5_000)
+    assert (
+        await db.ledger.run(ledger_ops.reserve, key_id, 1_000, "s1", "m", accounts.now_ms(), 60_000) is None
+    )
+    s = await db.ledger.run(ledger_ops.settle, key_id, "s1", 1_000, cost, "m", 10, 20, accounts.now_ms())
+    assert (s.charge, s.release, s.extra, s.unpaid) == (charge, release, extra, 0)
+    async with db.read() as conn:
+        row = await accounts.key_by_id(conn, key_id)
+        sums = await accounts.ledger_sums(conn, key_id)
+        tokens = (
+            await conn.execute(
+                text(
+                    "SELECT prompt_tokens, completion_tokens FROM ledger"
+                    " WHERE kind = 'charge' AND key_id = :k"
+                ),
+                {"k": key_id},
+            )
+        ).all()
+        held = (
+            await conn.execute(text("SELECT count(*) FROM reservations WHERE request_id = 's1'"))
+        ).scalar()
+    assert row is not None
+    assert (row.balance_msat, row.reserved_msat, row.total_spent_msat) == (5_000 - cost, 0, cost)
+    assert row.total_requests == 1 and held == 0
+    assert sums.get("charge", 0) == charge and sums.get("release", 0) == release
+    assert sums["reserve"] == 1_000 + extra
+    assert [tuple(t) for t in tokens] == ([(10, 20)] if charge else [])
+
+
+async def test_a_settle_whose_caller_is_cancelled_still_completes(db: Database):
+    key_id = await funded_key(db, 5_000)
+    assert (
+        await db.ledger.run(ledger_ops.reserve, key_id, 1_000, "c1", "m", accounts.now_ms(), 60_000) is None
+    )
+    call = asyncio.ensure_future(
+        db.ledger.run(ledger_ops.settle, key_id, "c1", 1_000, 300, "m", 1, 1, accounts.now_ms())
+    )
+    await asyncio.sleep(0)  # submitted, then its caller goes away
+    call.cancel()
+    for _ in range(100):
+        async with db.read() as conn:
+            row = await accounts.key_by_id(conn, key_id)
+        assert row is not None
+        if row.total_requests == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert (row.balance_msat, row.reserved_msat, row.total_spent_msat) == (4_700, 0, 300)
+
+
 async def test_sqlite_path_from_url():
     from routstr.storage.writer import sqlite_path
 
@@ -149,7 +205,7 @@ async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow(tmp_path
             await writer.run(ledger_ops.reserve, key_id, 1, f"w{i}", "m", accounts.now_ms(), 9, quiet=True)
             if i % 20 == 19:
                 await asyncio.sleep(0.05)  # the checkpoint runs on the writer thread
-                sizes.append(wal.stat().st_size)
+                sizes.append(await asyncio.to_thread(os.path.getsize, wal))
         assert sizes[-1] <= 2 * sizes[1], sizes  # bounded by a few checkpoint intervals, not 400 commits
     finally:
         await db.close()
