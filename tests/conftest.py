@@ -66,6 +66,13 @@ def _backends() -> list[str]:
     return ["sqlite", "postgres"] if os.environ.get("TEST_POSTGRES_URL") else ["sqlite"]
 
 
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """A test that starts a node of its own runs once per storage backend (PostgreSQL when the
+    suite is given one, as in CI)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def nutshell_python() -> Path:
     return ensure_nutshell_venv()

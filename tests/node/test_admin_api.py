@@ -27,10 +27,10 @@ async def cli(env: dict[str, str], *args: str) -> Any:
 
 
 async def test_admin_api_books_audit_and_withdraw(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
     async with (
-        running_node("sqlite", mint_url, fake_upstream, tmp_path) as node,
+        running_node(backend, mint_url, fake_upstream, tmp_path) as node,
         aiohttp.ClientSession() as http,
     ):
         env = {
@@ -73,10 +73,10 @@ async def test_admin_api_books_audit_and_withdraw(
 
 
 async def test_per_key_rate_limit_overrides(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
     async with (
-        running_node("sqlite", mint_url, fake_upstream, tmp_path) as node,
+        running_node(backend, mint_url, fake_upstream, tmp_path) as node,
         aiohttp.ClientSession() as http,
     ):
         env = {

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_native_messages_and_chat_elsewhere(
-    mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
+    backend: str, mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
 ):
     runner, url = await start_fake_upstream(expected_api_key=UPSTREAM_KEY, timeout_s=3)
     state = runner.app[STATE]
@@ -32,7 +32,7 @@ async def test_native_messages_and_chat_elsewhere(
     )
     env = {"UPSTREAM_BASE_URL": "", "PROVIDERS_FILE": str(providers)}
     try:
-        async with running_node("sqlite", mint_url, Upstream(url, state), tmp_path, **env) as node:
+        async with running_node(backend, mint_url, Upstream(url, state), tmp_path, **env) as node:
             token = await wallet.asend(mint_url, 50)
             key_id = await node.app[NODE].auth.key_id(token)
             client = AsyncAnthropic(base_url=node.url, api_key=token, max_retries=0)

@@ -75,9 +75,9 @@ async def run_cli(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedPr
 
 
 async def test_the_audit_finds_a_balance_the_ledger_does_not_explain(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path) as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path) as node:
         bearer = await earn(node, wallet, mint_url, 50, 1)
         key_id = await node.app[NODE].auth.key_id(bearer["Authorization"][7:])
         env = {

@@ -19,7 +19,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_live_rate_and_staleness(
-    mint_url: str, fake_upstream: Upstream, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
+    backend: str,
+    mint_url: str,
+    fake_upstream: Upstream,
+    wallet: TestWallet,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
 ):
     runner, base = await start_fake_prices()
     prices = runner.app[STATE]
@@ -33,7 +38,7 @@ async def test_live_rate_and_staleness(
         "BTC_USD_MAX_AGE_SECONDS": "2",
     }
     try:
-        async with running_node("sqlite", mint_url, fake_upstream, tmp_path, **env) as node:
+        async with running_node(backend, mint_url, fake_upstream, tmp_path, **env) as node:
             token = await wallet.asend(mint_url, 50)
             headers = {"Authorization": f"Bearer {token}"}
             body = chat_body("priced in dollars", model="gpt-4o", max_tokens=20)

@@ -98,6 +98,7 @@ async def test_foreign_mints_are_refused_by_default(
 
 
 async def test_a_conversion_cut_after_the_melt_is_finished_by_recovery(
+    backend: str,
     wallet: TestWallet,
     mint_url: str,
     fee_mint: NutshellMint,
@@ -107,7 +108,7 @@ async def test_a_conversion_cut_after_the_melt_is_finished_by_recovery(
 ):
     """The foreign mint paid our invoice, then the primary mint could not be reached: the record made
     before the melt lets recovery mint the value later; the key is credited once."""
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, **FOREIGN) as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, **FOREIGN) as node:
         token = await wallet.asend(fee_mint.url, 60)
         real_mint = MintClient.mint
 

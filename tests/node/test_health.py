@@ -24,13 +24,13 @@ async def test_a_working_node_is_healthy_and_ready(node: NodeHandle, http: aioht
 
 
 async def test_not_ready_without_a_mint_or_a_provider(
-    nutshell_python: Path, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, nutshell_python: Path, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     dead = Upstream(f"http://127.0.0.1:{free_port()}/v1", fake_upstream.state)  # nothing listens there
     async with (
-        running_node("sqlite", mint_url, dead, tmp_path / "a") as node,
+        running_node(backend, mint_url, dead, tmp_path / "a") as node,
         aiohttp.ClientSession() as http,
     ):
         async with http.get(node.url + "/ready") as r:
@@ -40,7 +40,7 @@ async def test_not_ready_without_a_mint_or_a_provider(
             assert r.status == 200  # alive all the same
     with NutshellMint("ready-mint") as mint:
         async with (
-            running_node("sqlite", mint.url, fake_upstream, tmp_path / "b") as node,
+            running_node(backend, mint.url, fake_upstream, tmp_path / "b") as node,
             aiohttp.ClientSession() as http,
         ):
             async with http.get(node.url + "/ready") as r:

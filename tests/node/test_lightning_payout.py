@@ -102,9 +102,14 @@ async def test_refund_to_a_bolt11_accounts_the_fee_reserve(
 
 
 async def test_refund_to_a_lightning_address_and_to_an_lnurl(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path, lnurl_server: dict[str, Any]
+    backend: str,
+    wallet: TestWallet,
+    mint_url: str,
+    fake_upstream: Upstream,
+    tmp_path: Path,
+    lnurl_server: dict[str, Any],
 ):
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
         async with aiohttp.ClientSession() as http:
             key = await funded_key(node, wallet, mint_url, http, 300)
             address = "alice@" + lnurl_server["host"]
@@ -127,11 +132,16 @@ async def test_refund_to_a_lightning_address_and_to_an_lnurl(
 
 
 async def test_a_failed_payment_leaves_the_balance_and_a_pending_one_is_reconciled(
-    nutshell_python: Path, wallet: TestWallet, payee: NutshellMint, fake_upstream: Upstream, tmp_path: Path
+    backend: str,
+    nutshell_python: Path,
+    wallet: TestWallet,
+    payee: NutshellMint,
+    fake_upstream: Upstream,
+    tmp_path: Path,
 ):
     with NutshellMint("ln-out") as mint:
         async with (
-            running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
+            running_node(backend, mint.url, fake_upstream, tmp_path) as node,
             aiohttp.ClientSession() as http,
         ):
             key = await funded_key(node, wallet, mint.url, http, 200)
@@ -164,13 +174,18 @@ async def test_a_failed_payment_leaves_the_balance_and_a_pending_one_is_reconcil
 
 
 async def test_an_expired_key_pays_the_rest_to_its_refund_address(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path, lnurl_server: dict[str, Any]
+    backend: str,
+    wallet: TestWallet,
+    mint_url: str,
+    fake_upstream: Upstream,
+    tmp_path: Path,
+    lnurl_server: dict[str, Any],
 ):
     import time
 
     from routstr.wallet.expiry import pay_out_expired
 
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
         async with aiohttp.ClientSession() as http:
             terms = {
                 "Refund-LNURL": "alice@" + lnurl_server["host"],
@@ -200,13 +215,18 @@ async def test_an_expired_key_pays_the_rest_to_its_refund_address(
 
 
 async def test_earnings_go_out_over_lightning_and_users_money_stays(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path, lnurl_server: dict[str, Any]
+    backend: str,
+    wallet: TestWallet,
+    mint_url: str,
+    fake_upstream: Upstream,
+    tmp_path: Path,
+    lnurl_server: dict[str, Any],
 ):
     from routstr.wallet.audit import audit
     from routstr.wallet.withdraw import WouldTouchUserMoney
     from routstr.wallet.withdraw_lightning import auto_payout, withdraw_lightning
 
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
         async with aiohttp.ClientSession() as http:
             key = await funded_key(node, wallet, mint_url, http, 400)
             body = {

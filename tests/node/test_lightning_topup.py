@@ -102,7 +102,7 @@ async def test_bad_amounts_are_refused(node: NodeHandle, http: aiohttp.ClientSes
 
 
 async def test_the_watcher_settles_an_invoice_nobody_polls_and_pending_means_unpaid(
-    nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
+    backend: str, nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
 ):
     with NutshellMint("ln-topup") as mint:
         funds = await wallet.asend(mint.url, 200)  # eCash to pay with, while the mint still "brrs"
@@ -110,7 +110,7 @@ async def test_the_watcher_settles_an_invoice_nobody_polls_and_pending_means_unp
         mint.extra_env["FAKEWALLET_BRR"] = "False"  # from now on its invoices wait to be paid
         mint.start()
         async with (
-            running_node("sqlite", mint.url, fake_upstream, tmp_path, INVOICE_WATCH_SECONDS="0.2") as node,
+            running_node(backend, mint.url, fake_upstream, tmp_path, INVOICE_WATCH_SECONDS="0.2") as node,
             aiohttp.ClientSession() as http,
         ):
             inv = await invoice(http, node, 100, purpose="create")

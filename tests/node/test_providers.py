@@ -20,7 +20,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_routing_fallback_cooldown_and_probe(
-    mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
+    backend: str, mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
 ):
     cheap_runner, cheap_url = await start_fake_upstream(expected_api_key=UPSTREAM_KEY, timeout_s=3)
     cheap_port = int(cheap_url.split(":")[2].split("/")[0])
@@ -52,7 +52,7 @@ fee = 0.5
         "PROVIDER_COOLDOWN_SECONDS": "1",
     }
     try:
-        async with running_node("sqlite", mint_url, Upstream(cheap_url, cheap), tmp_path, **env) as node:
+        async with running_node(backend, mint_url, Upstream(cheap_url, cheap), tmp_path, **env) as node:
             token = await wallet.asend(mint_url, 100)
             headers = {"Authorization": f"Bearer {token}"}
             body = chat_body("route me", max_tokens=20)

@@ -24,11 +24,11 @@ async def fresh_minute(needed_s: float = 15.0) -> None:
 
 
 async def test_requests_per_minute_and_concurrency(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
     limits = {"RATE_LIMIT_REQUESTS_PER_MINUTE": "5", "RATE_LIMIT_CONCURRENT": "2"}
     await fresh_minute()
-    async with running_node("sqlite", mint_url, fake_upstream, tmp_path, **limits) as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, **limits) as node:
         async with aiohttp.ClientSession() as http:
             token = await wallet.asend(mint_url, 100)
             key = {"Authorization": f"Bearer {token}"}

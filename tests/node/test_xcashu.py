@@ -306,14 +306,14 @@ async def test_fees_are_accounted_and_402_for_wallets(
 
 
 async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
-    nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
+    backend: str, nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
 ):
     from routstr.api.state import NODE
 
     with NutshellMint("xcashu-down") as mint:
         token = await wallet.asend(mint.url, 20)
         async with (
-            running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
+            running_node(backend, mint.url, fake_upstream, tmp_path) as node,
             aiohttp.ClientSession() as http,
         ):
             mints = node.app[NODE].mints
@@ -336,10 +336,10 @@ async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
 
 
 async def test_a_mint_past_its_exposure_limit_is_refused_before_the_token_is_used(
-    wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+    backend: str, wallet: TestWallet, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
     async with (
-        running_node("sqlite", mint_url, fake_upstream, tmp_path, MINT_MAX_EXPOSURE_SATS="100") as node,
+        running_node(backend, mint_url, fake_upstream, tmp_path, MINT_MAX_EXPOSURE_SATS="100") as node,
         aiohttp.ClientSession() as http,
     ):
         first = await wallet.asend(mint_url, 80)
@@ -358,7 +358,7 @@ async def test_a_mint_past_its_exposure_limit_is_refused_before_the_token_is_use
 
 
 async def test_change_the_mint_could_not_pay_out_waits_and_is_on_the_books(
-    nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
+    backend: str, nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
 ):
     """The mint goes down while the upstream answers: the change stays on the token's one-shot key,
     the operator's books show it, and the original token fetches it once the mint is back."""
@@ -367,7 +367,7 @@ async def test_change_the_mint_could_not_pay_out_waits_and_is_on_the_books(
     with NutshellMint("xcashu-change") as mint:
         token = await wallet.asend(mint.url, 50)
         async with (
-            running_node("sqlite", mint.url, fake_upstream, tmp_path) as node,
+            running_node(backend, mint.url, fake_upstream, tmp_path) as node,
             aiohttp.ClientSession() as http,
         ):
             body = chat_body(max_tokens=20, fake_delay_ms=2000)
