@@ -13,6 +13,8 @@ import aiohttp_cors
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
+from routstr.admin import views as dashboard
+from routstr.admin.session import store_first_password
 from routstr.api import admin, balance, docs, health, info, lightning, llm
 from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
@@ -156,6 +158,7 @@ def create_app(settings: Settings) -> web.Application:
         node = await build_node(settings, session, db)
         app[NODE] = node
         await node.catalogue.refresh(node.providers)
+        await store_first_password(db, settings.admin_password)
 
         tasks = start_jobs(settings, node)
         rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
@@ -175,6 +178,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     for module in (llm, info, balance, lightning, admin, health, docs):
         module.add_routes(app)
+    dashboard.add_routes(app)
     _cors(app, settings.cors_origins)
     return app
 

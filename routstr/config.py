@@ -35,7 +35,8 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///routstr.sqlite3"
     host: str = "127.0.0.1"
     port: int = 8000
-    admin_password: str = ""
+    admin_password: str = ""  # the dashboard password on first start (then its stored hash counts)
+    admin_session_hours: float = 12.0  # a dashboard session ends this long after its last use
     name: str = "routstr node"
     description: str = "Pay-per-request LLM access with Cashu eCash"
     http_url: str = ""
@@ -274,6 +275,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         host=env.get("HOST", "127.0.0.1"),
         port=port,
         admin_password=env.get("ADMIN_PASSWORD", ""),
+        admin_session_hours=_float(env, "ADMIN_SESSION_HOURS", 12.0),
         name=env.get("NAME", "routstr node"),
         description=env.get("DESCRIPTION", "Pay-per-request LLM access with Cashu eCash"),
         http_url=env.get("HTTP_URL", ""),

@@ -168,6 +168,18 @@ admin_tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
 )
 
+# Dashboard sessions, in the database so every process of a fleet knows them. The cookie's value is
+# stored only as its HMAC; the CSRF token is derived from the cookie, not stored.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+    Index("ix_admin_sessions_expires_at", "expires_at"),
+)
+
 # Background jobs that must run once across a fleet (sweeps, recovery, watchers): the holder of a
 # job's lease runs it, and renews the lease each round; a lease that expired can be taken over.
 leases = Table(

@@ -1,0 +1,1 @@
+"""The operator's dashboard at ``/admin/``: server-rendered pages over the same functions as the admin API."""

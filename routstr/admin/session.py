@@ -1,0 +1,157 @@
+"""Who may use the dashboard: the operator's password, a session cookie, CSRF checks, login limits.
+
+* The password is ``ADMIN_PASSWORD`` the first time the node starts; from then on its scrypt hash in
+  the database is what counts (changeable on the settings page, or ``routstr admin-password``).
+* A login sets a random cookie (HttpOnly, SameSite=Strict, Path=/admin, Secure over HTTPS); the
+  database keeps only its HMAC, so a fleet shares sessions and a leaked table logs nobody in.
+* Every form that changes something carries a CSRF token derived from the cookie (HMAC, nothing
+  stored), and a cross-site ``Origin`` is refused outright.
+* Login attempts are counted per client address and in total, through the node's rate limiter
+  (in memory, or fleet-wide with Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from routstr.api.state import NODE, Node
+from routstr.core.passwords import hash_password, verify_password
+from routstr.limits import Limits
+from routstr.storage import admin_sessions, admin_store
+from routstr.storage.accounts import now_ms
+from routstr.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+COOKIE = "routstr_admin"
+LOGIN_LIMIT_PER_ADDRESS = Limits(requests_per_minute=10, tokens_per_hour=0, concurrent=0)
+LOGIN_LIMIT_TOTAL = Limits(requests_per_minute=60, tokens_per_hour=0, concurrent=0)
+_ALL_ADDRESSES = -1  # limiter ids below zero are never keys
+
+
+def _hmac(secret: bytes, label: str, value: str) -> str:
+    return hmac.new(secret, f"{label}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def session_hash(secret: bytes, cookie: str) -> str:
+    return _hmac(secret, "admin-session", cookie)
+
+
+def csrf_token(secret: bytes, cookie: str) -> str:
+    return _hmac(secret, "admin-csrf", cookie)[:40]
+
+
+async def store_first_password(db: Database, configured: str) -> None:
+    """At start-up: ``ADMIN_PASSWORD`` becomes the stored hash unless one is stored already."""
+    if not configured:
+        return
+    async with db.read() as conn:
+        if await admin_store.password_hash(conn) is not None:
+            return
+    hashed = await asyncio.to_thread(hash_password, configured)
+    async with db.write() as conn:
+        if await admin_store.set_password_hash(conn, hashed, only_if_unset=True):
+            log.info("admin password stored (as a scrypt hash) from ADMIN_PASSWORD")
+
+
+async def password_is_set(node: Node) -> bool:
+    async with node.db.read() as conn:
+        return await admin_store.password_hash(conn) is not None
+
+
+async def check_password(node: Node, password: str) -> bool:
+    async with node.db.read() as conn:
+        stored = await admin_store.password_hash(conn)
+    if stored is None:
+        return False
+    return await asyncio.to_thread(verify_password, password, stored)
+
+
+def _address_id(request: web.Request) -> int:
+    """A negative limiter id for the client address (never a key's id)."""
+    digest = hashlib.sha256((request.remote or "?").encode()).digest()
+    return -2 - int.from_bytes(digest[:6], "big")
+
+
+async def login_allowed(request: web.Request) -> int | None:
+    """None if another attempt may be made now, else the seconds to wait."""
+    limiter = request.app[NODE].pipeline.limiter
+    for who, limits in ((_address_id(request), LOGIN_LIMIT_PER_ADDRESS), (_ALL_ADDRESSES, LOGIN_LIMIT_TOTAL)):
+        decision = await limiter.acquire(who, limits)
+        await limiter.release(who, 0)
+        if not decision.allowed:
+            return max(1, int(decision.error().headers.get("Retry-After", "60")))
+    return None
+
+
+def _ttl_ms(node: Node) -> int:
+    return int(node.settings.admin_session_hours * 3_600_000)
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+async def start_session(request: web.Request, response: web.StreamResponse) -> None:
+    node = request.app[NODE]
+    cookie = secrets.token_urlsafe(32)
+    async with node.db.write() as conn:
+        await admin_sessions.purge_expired(conn, now_ms())
+        await admin_sessions.create(conn, session_hash(node.auth.secret, cookie), now_ms(), _ttl_ms(node))
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        path="/admin",
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+        max_age=int(_ttl_ms(node) / 1000),
+    )
+
+
+async def current_cookie(request: web.Request) -> str | None:
+    """The request's session cookie if it names a live session."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    node = request.app[NODE]
+    async with node.db.write() as conn:
+        ok = await admin_sessions.use(conn, session_hash(node.auth.secret, cookie), now_ms(), _ttl_ms(node))
+    return cookie if ok else None
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        node = request.app[NODE]
+        async with node.db.write() as conn:
+            await admin_sessions.end(conn, session_hash(node.auth.secret, cookie))
+    response.del_cookie(COOKIE, path="/admin")
+
+
+async def change_password(node: Node, cookie: str, new_password: str) -> int:
+    """Store the new hash and log out every other session; returns how many were ended."""
+    hashed = await asyncio.to_thread(hash_password, new_password)
+    async with node.db.write() as conn:
+        await admin_store.set_password_hash(conn, hashed)
+        return await admin_sessions.end_all_but(conn, session_hash(node.auth.secret, cookie))
+
+
+def same_origin(request: web.Request) -> bool:
+    """A browser's ``Origin`` (or ``Referer``) on a form post must be this host."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if origin is None:
+        return True  # no header (an old client): the CSRF token alone decides
+    return urlsplit(origin).netloc == request.host  # "null" (a sandboxed page) has none: refused
+
+
+def csrf_ok(request: web.Request, cookie: str, sent: str | None) -> bool:
+    secret = request.app[NODE].auth.secret
+    return bool(sent) and hmac.compare_digest(str(sent), csrf_token(secret, cookie)) and same_origin(request)
