@@ -17,7 +17,9 @@ def test_round_trip_and_fresh_nonce_each_time():
 
 
 @pytest.mark.parametrize(
-    ("secret", "purpose"), [(b"\x02" * 32, "webhook"), (SECRET, "provider-key")], ids=["other-node", "other-purpose"]
+    ("secret", "purpose"),
+    [(b"\x02" * 32, "webhook"), (SECRET, "provider-key")],
+    ids=["other-node", "other-purpose"],
 )
 def test_does_not_open_elsewhere(secret: bytes, purpose: str):
     with pytest.raises(SealError):
