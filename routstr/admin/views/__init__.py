@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from routstr.admin.views import auth, settings
+from routstr.admin.views import auth, settings, withdraw
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -22,4 +22,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/logout", auth.logout)
     app.router.add_get("/admin/settings", settings.settings_page)
     app.router.add_post("/admin/settings/password", settings.post_password)
+    app.router.add_get("/admin/withdraw", withdraw.withdraw_page)
+    app.router.add_post("/admin/withdraw", withdraw.post_withdraw)
     app.router.add_static("/admin/static", STATIC, append_version=False)
