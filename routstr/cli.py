@@ -175,6 +175,43 @@ def _withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_password(args: argparse.Namespace) -> int:
+    """Set (or reset) the dashboard password; every dashboard session is logged out."""
+    import asyncio
+    import getpass
+
+    from routstr.core.passwords import hash_password, password_problem
+    from routstr.storage import admin_sessions, admin_store
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("new admin password: ")
+        if getpass.getpass("again: ") != password:
+            print("routstr admin-password: the two passwords differ", file=sys.stderr)
+            return 1
+    problem = password_problem(password)
+    if problem:
+        print(f"routstr admin-password: {problem}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        db = await _open_db(settings)
+        try:
+            async with db.write() as conn:
+                await admin_store.set_password_hash(conn, hash_password(password))
+                return await admin_sessions.end_all_but(conn, None)
+        finally:
+            await db.close()
+
+    ended = asyncio.run(run())
+    print(f"admin password set; {ended} dashboard session(s) logged out")
+    return 0
+
+
 def _admin_token(args: argparse.Namespace) -> int:
     """Create, list or revoke the tokens scripts use for /admin/api/* (only their HMAC is stored)."""
     import asyncio
@@ -252,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--id", type=int, help="the token to revoke")
     t.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     t.set_defaults(func=_admin_token)
+    ap = sub.add_parser("admin-password", help="set or reset the dashboard password (ends its sessions)")
+    ap.add_argument("--password-stdin", action="store_true", help="read it from the first line of stdin")
+    ap.add_argument("--env-file", default=".env")
+    ap.set_defaults(func=_admin_password)
     b = sub.add_parser("books", help="what the node holds and owes per mint and unit (JSON)")
     b.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
     b.set_defaults(func=_books)

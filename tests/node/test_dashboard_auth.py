@@ -114,3 +114,41 @@ async def test_login_attempts_are_limited_and_the_env_password_is_only_the_first
             assert "No admin password is set" in await r.text()
         async with browser() as http:
             assert await log_in(bare, http, "") == 401
+
+
+async def test_the_cli_resets_the_password_and_ends_sessions(
+    backend: str, mint_url: str, fake_upstream: Upstream, tmp_path: Path
+):
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import node_env
+
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, ADMIN_PASSWORD=PASSWORD) as node:
+        env = {
+            **os.environ,
+            **node_env(mint_url, fake_upstream.url, node.settings.database_url, tmp_path / "pricing.toml"),
+        }
+        async with browser() as http:
+            assert await log_in(node, http) == 303
+            cmd = [sys.executable, "-m", "routstr", "admin-password", "--password-stdin", "--env-file", ""]
+            done = await asyncio.to_thread(
+                subprocess.run, cmd, env=env, input="short\n", capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 1 and "at least 8" in done.stderr
+            done = await asyncio.to_thread(
+                subprocess.run,
+                cmd,
+                env=env,
+                input="reset-password-1\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0 and "1 dashboard session(s) logged out" in done.stdout
+            async with http.get(node.url + "/admin/settings", allow_redirects=False) as r:
+                assert r.status == 303  # logged out
+            assert await log_in(node, http) == 401
+            assert await log_in(node, http, "reset-password-1") == 303
