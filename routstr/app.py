@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -15,7 +16,21 @@ from sqlalchemy.exc import IntegrityError
 
 from routstr.admin import views as dashboard
 from routstr.admin.session import store_first_password
-from routstr.api import admin, balance, docs, health, info, lightning, llm
+from routstr.api import (
+    admin,
+    admin_access,
+    admin_catalogue,
+    admin_keys,
+    balance,
+    docs,
+    health,
+    info,
+    lightning,
+    llm,
+    metrics,
+)
+from routstr.api import webhooks as webhook_routes
+from routstr.api.admin_catalogue import MANAGED
 from routstr.api.middleware import request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
@@ -24,6 +39,7 @@ from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
 from routstr.jobs import start_jobs
 from routstr.limits import LimitPolicy, Limits, make_limiter
+from routstr.metrics.counters import METRICS, NodeMetrics
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import accounts
 from routstr.storage.db import Database
@@ -31,7 +47,9 @@ from routstr.storage.migrate import upgrade
 from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
+from routstr.upstream.managed import ManagedCatalogue
 from routstr.upstream.providers import Provider
+from routstr.upstream.spec import ProviderSpec
 from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
@@ -57,7 +75,9 @@ async def server_secret(db: Database, configured: str) -> bytes:
     return value.encode()
 
 
-async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Database) -> Node:
+async def build_node(
+    settings: Settings, session: aiohttp.ClientSession, db: Database, counters: NodeMetrics | None = None
+) -> Node:
     secret = await server_secret(db, settings.secret_key)
     foreign = None
     if settings.foreign_mint_max_sats > 0:
@@ -76,22 +96,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
     )
     catalogue = Catalogue(settings.prices, rates.rate, settings.default_max_output_tokens)
     catalogue.aliases = dict(settings.aliases)
-    providers = [
-        Provider(
-            spec,
-            Upstream(
-                spec.base_url,
-                spec.api_key,
-                _pooled_session(),  # one pool per provider: a slow one cannot starve the others
-                settings.upstream_connect_timeout_s,
-                settings.upstream_read_timeout_s,
-                spec.kind,
-                settings.upstream_total_timeout_s,
-            ),
-            Breaker(settings.provider_failures_to_open, settings.provider_cooldown_s),
-        )
-        for spec in settings.providers
-    ]
+    providers = [new_provider(settings, spec) for spec in settings.providers]
     refunder = Refunder(db, mints)
     xcashu = XCashu(db, mints, redeemer, refunder, secret)
     pipeline = Pipeline(
@@ -112,6 +117,7 @@ async def build_node(settings: Settings, session: aiohttp.ClientSession, db: Dat
                 settings.rate_limit_concurrent,
             )
         ),
+        counters,
     )
     invoices = Invoices(db, mints, secret)
     payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
@@ -138,6 +144,20 @@ def _pooled_session() -> aiohttp.ClientSession:
     )
 
 
+def new_provider(settings: Settings, spec: ProviderSpec) -> Provider:
+    """A provider with its own pooled client (a slow one cannot starve the others) and breaker."""
+    client = Upstream(
+        spec.base_url,
+        spec.api_key,
+        _pooled_session(),
+        settings.upstream_connect_timeout_s,
+        settings.upstream_read_timeout_s,
+        spec.kind,
+        settings.upstream_total_timeout_s,
+    )
+    return Provider(spec, client, Breaker(settings.provider_failures_to_open, settings.provider_cooldown_s))
+
+
 def needs_live_rate(settings: Settings) -> bool:
     """Fetch BTC/USD only if some price is in USD and no rate is pinned (offline nodes stay offline)."""
     specs = [settings.prices.default, *settings.prices.models.values()]
@@ -150,18 +170,35 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context],
         handler_args={"max_field_size": MAX_HEADER_BYTES, "max_line_size": MAX_HEADER_BYTES},
     )
+    app[METRICS] = NodeMetrics()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await upgrade(settings.database_url)
         db = Database(settings.database_url, settings.db_pool_size)
         session = _pooled_session()
-        node = await build_node(settings, session, db)
+        node = await build_node(settings, session, db, app[METRICS])
         app[NODE] = node
         await node.catalogue.refresh(node.providers)
         await store_first_password(db, settings.admin_password)
+        managed = ManagedCatalogue(
+            db,
+            node.auth.secret,
+            node.catalogue,
+            node.providers,
+            [node.pipeline],
+            functools.partial(new_provider, settings),
+            settings.providers,
+            dict(settings.aliases),
+            settings.prices,
+            node.rates,
+        )
+        await managed.reload()  # providers and model settings stored through the admin API
+        app[MANAGED] = managed
 
-        tasks = start_jobs(settings, node)
-        rates = node.rates.running() if needs_live_rate(settings) else contextlib.nullcontext()
+        tasks = start_jobs(settings, node, managed)
+        live_rate = needs_live_rate(settings) or managed.needs_live_rate()
+        managed.rates_running = live_rate  # if not, it starts the feed when a USD price is set
+        rates = node.rates.running() if live_rate else contextlib.nullcontext()
         async with rates:
             yield
         for t in tasks:
@@ -171,12 +208,15 @@ def create_app(settings: Settings) -> web.Application:
                 await t
         await session.close()
         await node.pipeline.limiter.close()
+        await managed.close()
         for provider in node.providers:
             await provider.client.session.close()
         await db.close()
 
     app.cleanup_ctx.append(lifecycle)
-    for module in (llm, info, balance, lightning, admin, health, docs):
+    app.cleanup_ctx.append(metrics.separate_site(settings))  # METRICS_PORT: /metrics without a token
+    api = (llm, info, balance, lightning, webhook_routes, health, docs, metrics)
+    for module in (*api, admin, admin_access, admin_catalogue, admin_keys):
         module.add_routes(app)
     dashboard.add_routes(app)
     _cors(app, settings.cors_origins)

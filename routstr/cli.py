@@ -1,10 +1,9 @@
 """The ``routstr`` command: ``serve`` runs the node, ``books`` prints its books, ``audit`` checks them,
-``demo`` runs a complete local setup."""
+``demo`` runs a complete local setup; ``providers`` and ``keys`` are in ``cli_catalogue.py``."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -12,6 +11,8 @@ from typing import TYPE_CHECKING
 from routstr import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from routstr.config import Settings
     from routstr.storage.db import Database
 
@@ -41,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from routstr.app import create_app
     from routstr.config import ConfigError, load_settings
+    from routstr.logs import configure_logging
 
     env = dict(os.environ)
     if args.host:
@@ -52,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"routstr: configuration error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format, settings.log_client_ips)
     if args.workers > 1:
         from routstr.workers import supervise
 
@@ -131,12 +133,9 @@ def _audit(args: argparse.Namespace) -> int:
 def _withdraw(args: argparse.Namespace) -> int:
     """Pay the node's earnings (never users' money) out as a Cashu token printed to stdout, or over
     Lightning with ``--to``."""
-    import asyncio
-    import json
 
     import aiohttp
 
-    from routstr.core.errors import ApiError
     from routstr.wallet.lightning_out import Payouts
     from routstr.wallet.mints import MintRegistry, canonical_mint_url
     from routstr.wallet.withdraw import withdraw
@@ -166,10 +165,20 @@ def _withdraw(args: argparse.Namespace) -> int:
         finally:
             await db.close()
 
+    return run_and_print("withdraw", run())
+
+
+def run_and_print(command: str, work: Coroutine[object, object, object]) -> int:
+    """Run an operator command: its result as JSON on stdout, or its error on stderr and exit 1."""
+    import asyncio
+    import json
+
+    from routstr.core.errors import ApiError
+
     try:
-        out = asyncio.run(run())
+        out = asyncio.run(work)
     except ApiError as e:
-        print(f"routstr withdraw: {e.message}", file=sys.stderr)
+        print(f"routstr {command}: {e.message}", file=sys.stderr)
         return 1
     print(json.dumps(out))
     return 0
@@ -217,7 +226,7 @@ def _admin_token(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from routstr.api.admin import admin_token_hash, new_admin_token
+    from routstr.api.admin import create_admin_token
     from routstr.app import server_secret
     from routstr.storage import admin_store
 
@@ -231,8 +240,7 @@ def _admin_token(args: argparse.Namespace) -> int:
             secret = await server_secret(db, settings.secret_key)
             async with db.write() as conn:
                 if args.action == "create":
-                    token = new_admin_token()
-                    token_id = await admin_store.add_token(conn, admin_token_hash(secret, token), args.name)
+                    token_id, token = await create_admin_token(conn, secret, args.name)
                     return {"id": token_id, "token": token, "name": args.name}
                 if args.action == "revoke":
                     return {"revoked": await admin_store.revoke(conn, args.id)}
@@ -302,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--port", type=int, help="node port (default 8000)")
     d.add_argument("--amount", type=int, default=1000, help="sats in the demo token (default 1000)")
     d.set_defaults(func=_demo)
+    from routstr.cli_catalogue import add_commands
+
+    add_commands(sub)  # routstr providers …, routstr keys …
     args = p.parse_args(argv)
     return int(args.func(args))
 

@@ -54,6 +54,7 @@ class Settings:
     reservation_ttl_s: int = 900
     provider_failures_to_open: int = 3  # consecutive retryable failures that put a provider on cooldown
     provider_cooldown_s: int = 30
+    catalogue_sync_s: float = 10.0  # how soon every process applies a provider or model change
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 300.0  # the longest silence between two chunks
     upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
@@ -64,6 +65,15 @@ class Settings:
     foreign_mint_allow_http: bool = False
     lnurl_allow_http: bool = False  # Lightning addresses / LNURLs on plain http (local tests only)
     invoice_watch_s: float = 5.0
+    webhook_check_s: float = 5.0  # how often balance.low (and expired empty keys) are looked for
+    webhook_deliver_s: float = 2.0  # how often due webhook deliveries are sent
+    webhook_timeout_s: float = 10.0  # per delivery attempt
+    webhook_retry_base_s: float = 10.0  # first wait after a failed attempt; doubles each time
+    webhook_retry_max_s: float = 3600.0  # the longest wait between two attempts
+    webhook_max_attempts: int = 12  # then the delivery is given up (recorded)
+    webhook_max_per_key: int = 10
+    webhook_allow_private: bool = False  # loopback/private/link-local receivers (local tests only)
+    webhook_allow_http: bool = False  # plain-http receivers (local tests only)
     rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
     rate_limit_tokens_per_hour: int = 1_000_000
     rate_limit_concurrent: int = 10
@@ -74,6 +84,10 @@ class Settings:
     receive_ln_threshold_sats: int = 10_000  # how often paid Lightning invoices are settled without a poll
     missing_key_status: int = 401  # 402: answer NUT-24 wallets with Payment Required instead
     log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object per line
+    log_client_ips: bool = False  # add the client's address to a request's log lines
+    metrics_host: str = "127.0.0.1"  # /metrics without a token here, when metrics_port is set
+    metrics_port: int | None = None
 
     @property
     def primary_mint(self) -> str:
@@ -207,11 +221,38 @@ def _bool(env: Mapping[str, str], var: str) -> bool:
     raise ConfigError(f"{var}={raw!r} must be true or false")
 
 
+def _webhook_retry(env: Mapping[str, str]) -> tuple[float, float]:
+    base = _float(env, "WEBHOOK_RETRY_BASE_SECONDS", 10.0)
+    cap = _float(env, "WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+    if cap < base:
+        raise ConfigError("WEBHOOK_RETRY_MAX_SECONDS must be at least WEBHOOK_RETRY_BASE_SECONDS")
+    return base, cap
+
+
 def _missing_key_status(env: Mapping[str, str]) -> int:
     status = _int(env, "MISSING_KEY_STATUS", 401)
     if status not in (401, 402):
         raise ConfigError(f"MISSING_KEY_STATUS={status} must be 401 (OpenAI SDKs) or 402 (NUT-24 wallets)")
     return status
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    fmt = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT={fmt!r} must be text or json")
+    return fmt
+
+
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    """METRICS_PORT turns on the separate /metrics address; METRICS_HOST alone is a mistake."""
+    if env.get("METRICS_PORT", "").strip() == "":
+        if env.get("METRICS_HOST", "").strip():
+            raise ConfigError("METRICS_HOST is set but METRICS_PORT is not; set both (e.g. 9464)")
+        return None
+    port = _int(env, "METRICS_PORT", 0, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"METRICS_PORT={port} must be at most 65535")
+    return port
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
@@ -267,6 +308,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL={level!r} must be one of DEBUG, INFO, WARNING, ERROR")
 
+    retry_base_s, retry_max_s = _webhook_retry(env)
     return Settings(
         providers=providers,
         aliases=aliases,
@@ -293,6 +335,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         reservation_ttl_s=_int(env, "RESERVATION_TTL_SECONDS", 900, minimum=1),
         provider_failures_to_open=_int(env, "PROVIDER_FAILURES_TO_OPEN", 3, minimum=1),
         provider_cooldown_s=_int(env, "PROVIDER_COOLDOWN_SECONDS", 30, minimum=1),
+        catalogue_sync_s=_float(env, "CATALOGUE_SYNC_SECONDS", 10.0),
         upstream_connect_timeout_s=_float(env, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
         upstream_read_timeout_s=_float(env, "UPSTREAM_READ_TIMEOUT", 300.0),
         upstream_total_timeout_s=_float(env, "UPSTREAM_TOTAL_TIMEOUT", 1800.0),
@@ -303,6 +346,15 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         foreign_mint_daily_sats=_int(env, "FOREIGN_MINT_DAILY_SATS", 0),
         foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
         invoice_watch_s=_float(env, "INVOICE_WATCH_SECONDS", 5.0),
+        webhook_check_s=_float(env, "WEBHOOK_CHECK_SECONDS", 5.0),
+        webhook_deliver_s=_float(env, "WEBHOOK_DELIVER_SECONDS", 2.0),
+        webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        webhook_retry_base_s=retry_base_s,
+        webhook_retry_max_s=retry_max_s,
+        webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 12, minimum=1),
+        webhook_max_per_key=_int(env, "WEBHOOK_MAX_PER_KEY", 10, minimum=1),
+        webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
+        webhook_allow_http=_bool(env, "WEBHOOK_ALLOW_HTTP"),
         lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),
         rate_limit_requests_per_minute=_int(env, "RATE_LIMIT_REQUESTS_PER_MINUTE", 1000),
         rate_limit_tokens_per_hour=_int(env, "RATE_LIMIT_TOKENS_PER_HOUR", 1_000_000),
@@ -313,4 +365,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         receive_ln_address=env.get("RECEIVE_LN_ADDRESS", "").strip(),
         receive_ln_threshold_sats=_int(env, "RECEIVE_LN_THRESHOLD_SATS", 10_000, minimum=1),
         log_level=level,
+        log_format=_log_format(env),
+        log_client_ips=_bool(env, "LOG_CLIENT_IPS"),
+        metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+        metrics_port=_metrics_port(env),
     )

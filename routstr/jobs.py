@@ -17,9 +17,12 @@ from routstr.config import Settings
 from routstr.core.ids import PROCESS
 from routstr.limits import LimitPolicy
 from routstr.storage import accounts, leases, ledger_ops, limit_overrides
+from routstr.upstream.managed import ManagedCatalogue
 from routstr.wallet.expiry import pay_out_expired
 from routstr.wallet.recovery import recover_pending
 from routstr.wallet.withdraw_lightning import auto_payout
+from routstr.webhooks import events as webhook_events
+from routstr.webhooks.delivery import deliver_due, policy_from
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,9 @@ def recovers_at_once(settings: Settings) -> bool:
     return settings.database_url.startswith("sqlite") and not os.environ.get("ROUTSTR_WORKER")
 
 
-def start_jobs(settings: Settings, node: Node) -> list[asyncio.Task[None]]:
+def start_jobs(
+    settings: Settings, node: Node, managed: ManagedCatalogue | None = None
+) -> list[asyncio.Task[None]]:
     db = node.db
 
     async def sweep() -> None:
@@ -100,11 +105,25 @@ def start_jobs(settings: Settings, node: Node) -> list[asyncio.Task[None]]:
         if p is not None:
             log.info("earnings payout to RECEIVE_LN_ADDRESS: %s, %d sat, fee %d", p.state, p.amount, p.fee)
 
+    async def check_webhooks() -> None:
+        counts = await webhook_events.check(db)
+        if counts:
+            log.info("webhook events: %s", counts)
+
+    webhook_policy = policy_from(settings)
+
+    async def deliver_webhooks() -> None:  # on the node's pooled session
+        counts = await deliver_due(db, node.payouts.session, node.auth.secret, webhook_policy)
+        if set(counts) - {"delivered", "skipped"}:
+            log.info("webhook deliveries: %s", counts)
+
     fleet: list[tuple[float, str, Job]] = [
         (min(SWEEP_EVERY_S, settings.reservation_ttl_s / 2), "reservation sweep", sweep),
         (RECOVER_EVERY_S, "swap recovery", recover),
         (settings.invoice_watch_s, "invoice watcher", watch_invoices),
         (EXPIRY_EVERY_S, "key expiry", expire_keys),
+        (settings.webhook_check_s, "webhook check", check_webhooks),
+        (settings.webhook_deliver_s, "webhook delivery", deliver_webhooks),
     ]
     if settings.receive_ln_address:
         fleet.append((PAYOUT_EVERY_S, "earnings payout", pay_earnings))
@@ -120,4 +139,11 @@ def start_jobs(settings: Settings, node: Node) -> list[asyncio.Task[None]]:
     tasks.append(asyncio.create_task(every(LIMITS_EVERY_S, "rate-limit overrides", refresh_limits)))
     tasks.append(asyncio.create_task(every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)))
     tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
+    if managed is not None:  # providers and model settings changed by another process of the fleet
+        sync = managed.sync
+
+        async def sync_catalogue() -> None:
+            await sync()
+
+        tasks.append(asyncio.create_task(every(settings.catalogue_sync_s, "catalogue sync", sync_catalogue)))
     return tasks

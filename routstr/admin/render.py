@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cache
 from typing import Any
 
@@ -23,6 +24,13 @@ NAV = (
 COOKIE_KEY: web.RequestKey[str] = web.RequestKey("admin_cookie", str)
 
 
+def when(ms: int | None) -> str:
+    """A stored time (ms since the epoch) for the eye, in UTC; empty for none."""
+    if not ms:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -35,6 +43,7 @@ def environment() -> jinja2.Environment:
     env.filters["sats"] = lambda msat: f"{int(msat) // 1000:,}"
     env.filters["msat"] = lambda msat: f"{int(msat):,}"
     env.filters["num"] = lambda n: f"{int(n):,}"
+    env.globals["when"] = when
     return env
 
 

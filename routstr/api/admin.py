@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
@@ -36,7 +37,14 @@ def admin_token_hash(secret: bytes, token: str) -> str:
     return hmac.new(secret, b"admin:" + token.encode(), hashlib.sha256).hexdigest()
 
 
-async def _require_admin(request: web.Request) -> Node:
+async def create_admin_token(conn: AsyncConnection, secret: bytes, name: str) -> tuple[int, str]:
+    """A new token and its id; only its HMAC is stored, so this is the one time it is seen."""
+    token = new_admin_token()
+    return await admin_store.add_token(conn, admin_token_hash(secret, token), name), token
+
+
+async def require_admin(request: web.Request) -> Node:
+    """The node, if the request carries a live admin token; else 401 in the error envelope."""
     node = request.app[NODE]
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -51,14 +59,14 @@ async def _require_admin(request: web.Request) -> Node:
 
 
 async def get_books(request: web.Request) -> web.Response:
-    node = await _require_admin(request)
+    node = await require_admin(request)
     async with node.db.read() as conn:
         return json_response({"books": [b.as_dict() for b in await books(conn)]})
 
 
 async def get_audit(request: web.Request) -> web.Response:
     """The same checks as ``routstr audit``; 200 with ``ok: false`` and the problems if any fail."""
-    node = await _require_admin(request)
+    node = await require_admin(request)
     offline = request.query.get("offline") in ("1", "true")
     report = await audit(node.db, node.mints, check_mints=not offline)
     return json_response(
@@ -73,7 +81,7 @@ async def get_audit(request: web.Request) -> web.Response:
 
 async def post_withdraw(request: web.Request) -> web.Response:
     """``{amount?, mint?, unit?, to?}``: earnings as a token, or over Lightning with ``to``."""
-    node = await _require_admin(request)
+    node = await require_admin(request)
     body: dict[str, Any] = {}
     if request.can_read_body:
         _, body = await read_json_body(request, node.settings.max_body_bytes)
@@ -110,7 +118,7 @@ def _limit_field(body: dict[str, Any], name: str, default: int) -> int:
 async def put_key_limits(request: web.Request) -> web.Response:
     """``{requests_per_minute, tokens_per_hour, concurrent}`` for one key (0: no limit); the whole
     fleet applies it within 30 s, this process at once. DELETE goes back to the defaults."""
-    node = await _require_admin(request)
+    node = await require_admin(request)
     key_id = int(request.match_info["key_id"])
     default = node.pipeline.limits.default
     limits = None

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 import orjson
 from aiohttp import web
 
 from routstr.core.errors import ApiError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
 from routstr.core.ids import time_ordered_id
+from routstr.logs import CLIENT_IP, client_ips
+from routstr.logs import REQUEST_ID as LOG_REQUEST_ID
+from routstr.metrics.counters import METRICS, route_name
+from routstr.metrics.trace import TRACE, Trace
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +50,42 @@ def _http_error(e: web.HTTPException) -> ApiError:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id (the client's X-Request-ID, or a new one) and the error envelope."""
+    """Give every request an id (the client's X-Request-ID, or a new one, also for its log lines),
+    the error envelope, and its metrics; billed endpoints' answers get X-Routstr-Overhead-Ms."""
+    trace = Trace()
+    request[TRACE] = trace
     ref = time_ordered_id()
     rid = request.headers.get("X-Request-ID", "")
     if not rid or len(rid) > _REQUEST_ID_MAX or not rid.isprintable():
         rid = ref
     request[REQUEST_ID] = rid
     request[LEDGER_REF] = ref
+    LOG_REQUEST_ID.set(rid)
+    if client_ips():
+        CLIENT_IP.set(request.remote)
     try:
         resp = await handler(request)
     except ApiError as e:
-        return error_response(e, rid)
+        resp = error_response(e, rid)
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return error_response(_http_error(e), rid)
+        resp = error_response(_http_error(e), rid)
     except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, rid)
-        return error_response(InternalError("Internal server error"), rid)
+        log.exception("unhandled error in %s %s", request.method, route_name(request))
+        resp = error_response(InternalError("Internal server error"), rid)
     if not resp.prepared:
         resp.headers.setdefault("X-Request-ID", rid)
+        if trace.endpoint:  # a billed endpoint: the node's time, until the answer is ready
+            trace.stamp(resp.headers)
         _maybe_gzip(request, resp)
+    endpoint = trace.endpoint or route_name(request)
+    elapsed = perf_counter() - trace.start
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.answered(trace, endpoint, resp.status, elapsed)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s %s answered %d in %.2f ms", request.method, endpoint, resp.status, elapsed * 1000)
     return resp
 
 

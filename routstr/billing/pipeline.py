@@ -3,28 +3,25 @@
 Every billed endpoint runs through ``Pipeline.run`` with a small adapter for its dialect. Money
 moves in exactly two transactions per request: the reservation (one conditional UPDATE that
 cannot overdraw) and the settlement (charge what the usage says, release the rest). A failed
-upstream call settles at zero; a client that goes away mid-stream is billed for what was delivered.
+upstream call settles at zero; a client that goes away mid-stream is billed for what was delivered
+(the answer's way back is `relay.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
-from routstr.billing.adapters.common import cost_object
 from routstr.billing.auth import Authenticator, missing_key
 from routstr.billing.body import read_form_body, read_json_body
-from routstr.billing.stream import SseMeter
-from routstr.billing.xcashu import OneShot, XCashu, xcashu_value
-from routstr.core import failpoints
+from routstr.billing.relay import Held, Relay
+from routstr.billing.xcashu import XCashu, xcashu_value
 from routstr.core.errors import (
     ApiError,
     InsufficientBalance,
@@ -33,8 +30,10 @@ from routstr.core.errors import (
     UpstreamError,
 )
 from routstr.core.pricing import ModelPrice
-from routstr.core.usage import Usage, estimate_usage
+from routstr.core.usage import Usage
 from routstr.limits import LimitPolicy, MemoryLimiter, RateLimiter
+from routstr.metrics.counters import NodeMetrics, unreachable_kind
+from routstr.metrics.trace import TRACE, Trace, endpoint_name
 from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
@@ -43,24 +42,6 @@ from routstr.upstream.errors import upstream_error
 from routstr.upstream.providers import Provider, route, serves_any
 
 log = logging.getLogger(__name__)
-
-COST_HEADER = "X-Routstr-Cost-Msats"
-
-
-@dataclass(slots=True)
-class Held:
-    """A reservation in flight, and what is needed to settle it."""
-
-    key_id: int
-    ref: str  # the node's id for this request's ledger entries and reservation
-    request_id: str  # X-Request-ID, for the client
-    amount_msat: int
-    price: ModelPrice
-    facts: RequestFacts
-    settled: bool = False
-    shot: OneShot | None = None  # paid by an X-Cashu token: its change goes back with the answer
-    rate_headers: dict[str, str] | None = None  # X-RateLimit-* of this request
-    tokens: int = 0  # what the request used, for the key's hourly token budget
 
 
 class Pipeline:
@@ -77,7 +58,9 @@ class Pipeline:
         missing_key_status: int = 401,
         limiter: RateLimiter | None = None,
         limits: LimitPolicy | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or NodeMetrics()
         self.limiter = limiter or MemoryLimiter()
         self.limits = limits or LimitPolicy()
         self.db = db
@@ -91,10 +74,13 @@ class Pipeline:
         # a reservation older than this belongs to a request that cannot still be running (crash)
         self.reservation_ttl_ms = reservation_ttl_s * 1000
         self.in_flight = 0  # requests between reserve and settle, in this process
+        self.relay = Relay(self._settle, xcashu, self.metrics)
 
     async def run(
         self, request: web.Request, adapter: EndpointAdapter, request_id: str, ref: str
     ) -> web.StreamResponse:
+        trace = request.get(TRACE) or Trace()
+        trace.endpoint = endpoint_name(adapter)
         token = xcashu_value(request.headers)
         bearer = None if token else self.auth.bearer(request.headers)  # X-Cashu, if sent, pays
         if adapter.form_body:
@@ -137,7 +123,7 @@ class Pipeline:
         held: Held | None = None
         self.in_flight += 1
         try:
-            held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter)
+            held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter, trace)
             held.shot = shot
             held.rate_headers = decision.headers()
             try:
@@ -180,8 +166,8 @@ class Pipeline:
         resp, speaker = await self._first_answer(request, adapter, body, held, candidates, base)
         try:
             if held.facts.stream and resp.content_type == "text/event-stream":
-                return await self._relay_stream(request, resp, held, speaker)
-            return await self._relay_json(resp, held, speaker)
+                return await self.relay.stream(request, resp, held, speaker)
+            return await self.relay.json(resp, held, speaker)
         finally:
             resp.release()
 
@@ -198,6 +184,7 @@ class Pipeline:
         caused does not. The request is then priced at the provider that answered, and read by the
         adapter for that provider's kind (e.g. Anthropic native or translated)."""
         error: ApiError | None = None
+        trace = held.trace
         for provider, model in candidates:
             speaker = adapter.for_kind(provider.spec.kind)
             assert speaker is not None  # filtered by run()
@@ -205,20 +192,28 @@ class Pipeline:
             if held.facts.stream:
                 speaker.prepare_stream(payload)
             provider.breaker.attempt()
+            sent = perf_counter()
             try:
                 resp = await provider.client.post(
                     speaker.upstream_path, payload, request.headers, form=speaker.form_body
                 )
             except UpstreamError as e:  # no connection, or no answer in time
+                trace.upstream_s += perf_counter() - sent
                 provider.breaker.failure()
+                self.metrics.upstream_error(provider.spec.name, unreachable_kind(e))
                 error = e
                 continue
             if resp.status < 400:
+                trace.upstream_s += perf_counter() - sent  # until its headers
+                trace.model = held.facts.model  # a model some provider serves: fit for a label
                 provider.breaker.success()
                 held.price = provider.price(base)
+                held.provider = provider.spec.name
                 return resp, speaker
             raw_err = await resp.read()
+            trace.upstream_s += perf_counter() - sent
             resp.release()
+            self.metrics.upstream_error(provider.spec.name, f"http_{resp.status}")
             error = upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
             if resp.status == 429 or resp.status >= 500:
                 provider.breaker.failure()
@@ -238,6 +233,7 @@ class Pipeline:
         facts: RequestFacts,
         body: dict[str, Any],
         adapter: EndpointAdapter,
+        trace: Trace,
     ) -> Held:
         max_out = (
             0 if not facts.has_output else facts.requested_max_output or self.catalogue.max_output(price)
@@ -267,7 +263,7 @@ class Pipeline:
                 raise InsufficientBalance(again, amount)
         if impose:
             adapter.set_max_output(body, max_out)
-        return Held(key_id, ref, request_id, amount, price, facts)
+        return Held(key_id, ref, request_id, amount, price, facts, trace)
 
     async def _try_reserve(self, key_id: int, amount: int, ref: str, model: str) -> int | None:
         """None when reserved; otherwise the available balance that was too small."""
@@ -300,114 +296,11 @@ class Pipeline:
             now_ms(),
             quiet=self._quiet(),
         )
+        if usage is not None:
+            self.metrics.settled(held.facts.model, usage.prompt_tokens, usage.completion_tokens, s.charge)
         if s.unpaid:
             log.warning("request %s cost %d msat more than the key held", held.ref, s.unpaid)
 
     def _quiet(self) -> bool:
         """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""
         return self.in_flight <= 1
-
-    @staticmethod
-    def _estimate(held: Held, delivered_bytes: int) -> Usage:
-        """The documented estimate (``routstr.core.usage``), for answers that came without usage."""
-        u = estimate_usage(held.facts.prompt_text_bytes, delivered_bytes)
-        return u if held.facts.has_output else Usage(u.prompt_tokens, 0, estimated=True)
-
-    @staticmethod
-    def _cost(held: Held, usage: Usage) -> int:
-        cost = held.price.usage_cost_msat(usage)
-        return held.shot.charge(cost) if held.shot is not None else cost
-
-    async def _cost_object(self, held: Held, cost: int) -> dict[str, Any]:
-        """``usage.cost``; for an X-Cashu request the change is paid out now and shown in it too."""
-        if held.shot is None:
-            return cost_object(cost)
-        await self.xcashu.close(held.shot)
-        return {**cost_object(cost), **held.shot.cost_fields()}
-
-    async def _relay_json(
-        self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
-    ) -> web.StreamResponse:
-        failpoints.hit("pipeline.before_settle")  # reserved and forwarded, not settled
-        try:
-            raw = await resp.read()
-            obj = orjson.loads(raw)
-            if not isinstance(obj, dict):
-                raise ValueError("not an object")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-            await self._settle(held, None, 0)
-            raise UpstreamError(f"The upstream's answer was unusable: {type(e).__name__}") from None
-        usage = adapter.usage(obj) or self._estimate(held, adapter.delivered_bytes(obj))
-        cost = self._cost(held, usage)
-        await self._settle(held, usage, cost)
-        obj = adapter.from_upstream(obj, usage)
-        adapter.attach_cost(obj, await self._cost_object(held, cost))
-        headers = {COST_HEADER: str(cost), "X-Request-ID": held.request_id}
-        if held.rate_headers:
-            headers.update(held.rate_headers)
-        if held.shot is not None:
-            headers.update(held.shot.headers())
-        return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
-
-    async def _relay_stream(
-        self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
-    ) -> web.StreamResponse:
-        out = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Request-ID": held.request_id,
-                **(held.rate_headers or {}),
-            }
-        )
-        meter = SseMeter(adapter)
-        translator = adapter.stream_translator(held.facts.model)
-        client_gone = False
-        last = b""  # the upstream's final events, sent in one write with ours
-        try:
-            await out.prepare(request)
-            async for chunk in resp.content.iter_any():
-                data = meter.feed(chunk)
-                if translator is not None and data:
-                    data = translator.feed(data)
-                if data:
-                    if resp.content.is_eof():  # the upstream is done: this goes with the closing events
-                        last += data
-                    else:
-                        await out.write(data)
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            client_gone = True
-        except (aiohttp.ClientError, TimeoutError):
-            pass  # the upstream broke off: bill what was delivered, below
-        except asyncio.CancelledError:
-            await self._settle_stream(held, meter)
-            raise
-        cost = await self._settle_stream(held, meter)
-        if client_gone:  # an X-Cashu change waits on its key for the retrieval route
-            return out
-        tail = last
-        if translator is not None:
-            tail += translator.finish(meter.usage, await self._cost_object(held, cost))
-        elif meter.usage_event is not None and (held.facts.wants_stream_usage or held.shot):
-            adapter.attach_cost(meter.usage_event, await self._cost_object(held, cost))
-            tail += meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
-        elif held.shot is not None:  # no usage event to carry the change: an event of its own
-            change = {
-                "object": "x_cashu",
-                "choices": [],
-                "usage": {"cost": await self._cost_object(held, cost)},
-            }
-            tail += b"data: " + orjson.dumps(change) + b"\n\n"
-        if meter.done and translator is None:
-            tail += meter.end_event
-        try:
-            await out.write_eof(tail)  # the usage (with its cost), [DONE] and the end in one write
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            pass
-        return out
-
-    async def _settle_stream(self, held: Held, meter: SseMeter) -> int:
-        usage = meter.usage or self._estimate(held, meter.delivered_bytes())
-        cost = self._cost(held, usage)
-        await self._settle(held, usage, cost)
-        return cost

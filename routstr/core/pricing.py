@@ -100,6 +100,17 @@ class PriceSpec:
             cache_write_msat_per_mtok=None if self.cache_write is None else _ceil(self.cache_write * per),
         )
 
+    def as_mapping(self) -> dict[str, Any]:
+        """The price as the pricing file writes it (what ``parse_spec`` reads back), numbers as strings."""
+        keys = _SAT_KEYS if self.currency == "sat" else _USD_KEYS
+        values = (self.prompt, self.completion, self.request, self.cached_prompt, self.cache_write)
+        out: dict[str, Any] = {k: str(v) for k, v in zip(keys, values, strict=True) if v is not None}
+        if self.max_output_tokens is not None:
+            out["max_output_tokens"] = self.max_output_tokens
+        if self.context_length is not None:
+            out["context_length"] = self.context_length
+        return out
+
 
 def _ceil(d: Decimal) -> int:
     return int(d.to_integral_value(rounding=ROUND_CEILING))

@@ -34,7 +34,7 @@ class KeyRow:
     total_requests: int
 
 
-_KEY_COLS = (
+KEY_COLS = (
     api_keys.c.id,
     api_keys.c.kind,
     api_keys.c.mint_url,
@@ -47,12 +47,12 @@ _KEY_COLS = (
 
 
 async def key_by_hash(conn: AsyncConnection, khash: str) -> KeyRow | None:
-    row = (await conn.execute(select(*_KEY_COLS).where(api_keys.c.key_hash == khash))).first()
+    row = (await conn.execute(select(*KEY_COLS).where(api_keys.c.key_hash == khash))).first()
     return KeyRow(*row) if row else None
 
 
 async def key_by_id(conn: AsyncConnection, key_id: int) -> KeyRow | None:
-    row = (await conn.execute(select(*_KEY_COLS).where(api_keys.c.id == key_id))).first()
+    row = (await conn.execute(select(*KEY_COLS).where(api_keys.c.id == key_id))).first()
     return KeyRow(*row) if row else None
 
 

@@ -14,7 +14,7 @@ from routstr.storage.schema import node_settings
 SETTING = "rate_limit_overrides"
 
 
-def _decode(raw: str | None) -> dict[int, Limits]:
+def decode(raw: str | None) -> dict[int, Limits]:
     data = orjson.loads(raw) if raw else {}
     return {int(k): Limits(int(v[0]), int(v[1]), int(v[2])) for k, v in data.items()}
 
@@ -27,7 +27,7 @@ async def _raw(conn: AsyncConnection, for_update: bool = False) -> str | None:
 
 async def load(db: Database) -> dict[int, Limits]:
     async with db.read() as conn:
-        return _decode(await _raw(conn))
+        return decode(await _raw(conn))
 
 
 async def set_override(db: Database, key_id: int, limits: Limits | None) -> dict[int, Limits]:
@@ -36,7 +36,7 @@ async def set_override(db: Database, key_id: int, limits: Limits | None) -> dict
         try:
             async with db.write() as conn:
                 raw = await _raw(conn, for_update=True)  # two processes must not overwrite each other
-                current = _decode(raw)
+                current = decode(raw)
                 if limits is None:
                     current.pop(key_id, None)
                 else:

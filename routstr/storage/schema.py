@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    true,
 )
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
@@ -196,3 +197,79 @@ node_settings = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Webhooks a key holder registered for their key (POST /v1/webhooks). The signing secret has to be
+# read back to sign, so it is sealed (core/sealed.py), never stored in the clear.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),  # wh_…, random: not enumerable
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # comma list: balance.low,key.expired
+    Column("secret_sealed", Text, nullable=False),
+    # balance.low: fires when balance + reserved drops below this (NULL: not subscribed)
+    Column("low_balance_msat", BigInteger, nullable=True),
+    # balance.low fired for the current crossing; reset once the balance is back at the threshold
+    Column("low_fired", Boolean, nullable=False, server_default=false()),
+    # key.expired: the key's expires_at (unix ms) the event was emitted for
+    Column("expiry_notified", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhooks_key_id", "key_id"),
+)
+
+# The outbox: an event is written here in the transaction that decides it, then sent (and retried)
+# by the delivery job until the receiver answers 2xx or the attempts run out. At least once:
+# receivers de-duplicate on ``event_id``.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, unique=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact JSON body sent (and signed) on every attempt
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=True),  # NULL once delivered or given up
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("gave_up_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),  # "HTTP 500", "timeout", …: never a secret or the URL
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_next_attempt_at", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id"),
+    Index("ix_webhook_deliveries_created_at", "created_at"),
+)
+
+# Providers added through the admin API or ``routstr providers`` (those of PROVIDERS_FILE and
+# UPSTREAM_BASE_URL are not here). The API key is sealed with the node's secret
+# (``routstr.core.sealed``, purpose "provider-key"), never stored in the clear.
+providers = Table(
+    "providers",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("base_url", Text, nullable=False),
+    Column("kind", String(16), nullable=False, server_default="openai"),  # openai | anthropic
+    Column("api_key_sealed", Text, nullable=True),  # NULL: the provider takes no key
+    Column("fee", String(32), nullable=False, server_default="0"),  # a decimal: 0.05 = +5%
+    Column("models", Text, nullable=True),  # JSON list; NULL: whatever its /models lists
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Per-model settings over the pricing file: a price in the pricing file's terms (JSON of one
+# ``[models."id"]`` table; NULL: the file's price), whether the model is sold, and the provider model
+# ids a public id stands for (JSON list; NULL: not an alias here).
+model_settings = Table(
+    "model_settings",
+    metadata,
+    Column("model", String(255), primary_key=True),
+    Column("price", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("aliases", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# the dashboard's figures (requests and revenue per hour and per model) read charges by time
+Index("ix_ledger_kind_created_at", ledger.c.kind, ledger.c.created_at)

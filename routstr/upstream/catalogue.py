@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from routstr.core.errors import ServiceUnavailable
+from routstr.core.errors import NotFound, ServiceUnavailable
 from routstr.core.pricing import ModelPrice, PriceBook
 from routstr.rates.feed import StaleRate
 from routstr.upstream.providers import Provider
@@ -38,6 +38,7 @@ class Catalogue:
         self.default_max_output = default_max_output
         self.models: dict[str, UpstreamModel] = {}
         self.aliases: dict[str, tuple[str, ...]] = {}
+        self.disabled: frozenset[str] = frozenset()  # switched off by the operator: not sold, not listed
         self._resolved: dict[str, tuple[Decimal | None, ModelPrice]] = {}  # model -> (rate, price)
 
     def price(self, model: str) -> ModelPrice:
@@ -45,6 +46,8 @@ class Catalogue:
         cached = self._resolved.get(model)
         if cached is not None and cached[0] is None:
             return cached[1]  # priced in sats: no rate to check (the hot path)
+        if model in self.disabled:  # never cached, so refused here on every request
+            raise NotFound(f"The model {model!r} does not exist on this node", code="model_not_found")
         spec = self.prices.spec_for(model)
         rate: Decimal | None = None
         if spec.currency == "usd":
@@ -81,23 +84,25 @@ class Catalogue:
             return min(price.context_length, self.default_max_output)
         return self.default_max_output
 
+    def configure(
+        self, prices: PriceBook, aliases: dict[str, tuple[str, ...]], disabled: frozenset[str]
+    ) -> None:
+        """The operator's prices, aliases and switched-off models, as changed at run time."""
+        self.prices, self.aliases, self.disabled = prices, aliases, disabled
+        self._resolved.clear()
+
     def set_upstream_models(self, raw: Any) -> None:
         self.models = parse_models(raw)
         self._resolved.clear()
 
-    async def refresh(self, providers: list[Provider]) -> None:
-        """Each provider's model list (a provider that does not answer keeps the list it had)."""
+    async def refresh(self, providers: list[Provider], timeout_s: float | None = None) -> None:
+        """Each provider's model list, all asked at once (a provider that does not answer, within
+        ``timeout_s`` if given, keeps the list it had)."""
         merged: dict[str, UpstreamModel] = {}
-        for p in providers:
-            try:
-                listed = parse_models(await p.client.get_json("/models"))
-                p.listed = frozenset(listed)
-                p.answered = True
-            except Exception as e:  # the node keeps serving with what it knew
-                log.warning("could not fetch the model list of provider %s: %s", p.name, type(e).__name__)
-                p.answered = False
-                continue
-            for mid, m in listed.items():
+        snapshot = list(providers)  # the list may be swapped while we wait (providers changed)
+        answers = await asyncio.gather(*(_listing(p, timeout_s) for p in snapshot))
+        for listed in answers:
+            for mid, m in (listed or {}).items():
                 merged.setdefault(mid, m)
         if merged or not self.models:
             self.models = merged
@@ -109,8 +114,21 @@ class Catalogue:
             await self.refresh(providers)
 
     def listed_ids(self) -> list[str]:
-        """Models on offer: the providers', the aliases, and any priced explicitly in the pricing file."""
-        return sorted(set(self.models) | set(self.prices.models) | set(self.aliases))
+        """Models on offer: the providers', the aliases, and any priced explicitly in the pricing file
+        (or by the operator), less those switched off."""
+        return sorted((set(self.models) | set(self.prices.models) | set(self.aliases)) - self.disabled)
+
+
+async def _listing(p: Provider, timeout_s: float | None) -> dict[str, UpstreamModel] | None:
+    try:
+        listed = parse_models(await asyncio.wait_for(p.client.get_json("/models"), timeout_s))
+    except Exception as e:  # the node keeps serving with what it knew
+        log.warning("could not fetch the model list of provider %s: %s", p.name, type(e).__name__)
+        p.answered = False
+        return None
+    p.listed = frozenset(listed)
+    p.answered = True
+    return listed
 
 
 def parse_models(raw: Any) -> dict[str, UpstreamModel]:

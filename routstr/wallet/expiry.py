@@ -13,6 +13,7 @@ from routstr.core.errors import ApiError, InvalidRequest
 from routstr.storage import accounts
 from routstr.storage.db import Database
 from routstr.wallet.lightning_out import Payouts
+from routstr.webhooks.events import key_expired
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ async def pay_out_expired(db: Database, payouts: Payouts) -> dict[str, int]:
                 counts["retry"] = counts.get("retry", 0) + 1
                 continue
         async with db.write() as conn:
+            await key_expired(conn, key_id, outcome)  # the key.expired webhook, with the same commit
             await accounts.clear_expiry(conn, key_id)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts

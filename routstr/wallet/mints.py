@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
-from routstr.cashu.errors import MintUnavailable
+from routstr.cashu.errors import MintError, MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut01 import Keyset
 from routstr.core.errors import ServiceUnavailable
@@ -36,6 +37,36 @@ class MintHealth:
     error: str = ""
 
 
+class CountedMintClient(MintClient):
+    """A mint client that counts its failed calls into ``errors[(label, kind)]`` for /metrics:
+    ``unavailable`` (no usable answer) or ``rejected`` (a definite error answer)."""
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        timeout_s: float,
+        errors: dict[tuple[str, str], int],
+        label: str = "",  # default: the mint's URL
+    ) -> None:
+        super().__init__(url, session, timeout_s=timeout_s)
+        self._errors, self._label = errors, label or self.url
+
+    async def _request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._request(*args, **kwargs)
+        except MintUnavailable:
+            self._count("unavailable")
+            raise
+        except MintError:
+            self._count("rejected")
+            raise
+
+    def _count(self, kind: str) -> None:
+        key = (self._label, kind)
+        self._errors[key] = self._errors.get(key, 0) + 1
+
+
 class MintRegistry:
     def __init__(
         self,
@@ -47,7 +78,8 @@ class MintRegistry:
     ) -> None:
         self.urls = tuple(canonical_mint_url(u) for u in urls)
         self._session, self._timeout_s = session, timeout_s
-        self._clients = {u: MintClient(u, session, timeout_s=timeout_s) for u in self.urls}
+        self.errors: dict[tuple[str, str], int] = {}  # (mint, kind) -> failed calls, for /metrics
+        self._clients = {u: CountedMintClient(u, session, timeout_s, self.errors) for u in self.urls}
         self._foreign: dict[str, MintClient] = {}
         # tokens of other mints, converted into the primary mint over Lightning (off: None)
         self.foreign = foreign
@@ -109,7 +141,9 @@ class MintRegistry:
         if client is None:
             if len(self._foreign) > 256:  # a bounded cache: mint URLs come from users' tokens
                 self._foreign.clear()
-            client = self._foreign[url] = MintClient(url, self._session, timeout_s=self._timeout_s)
+            # one label for all of them: their URLs come from users' tokens
+            client = CountedMintClient(url, self._session, self._timeout_s, self.errors, "foreign")
+            self._foreign[url] = client
         return client
 
     def client(self, url: str) -> MintClient:

@@ -1,4 +1,5 @@
-"""The settings page: the admin password, and what the node runs with (never its secrets)."""
+"""The settings page: the admin password, the admin API's tokens, and what the node runs with
+(never its secrets)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from sqlalchemy.engine import make_url
 from routstr.admin.render import COOKIE_KEY, render
 from routstr.admin.session import change_password, check_password
 from routstr.admin.views.guard import form, page
+from routstr.api.admin import create_admin_token
+from routstr.api.admin_access import token_name, token_rows
 from routstr.api.state import NODE, Node
+from routstr.core.errors import ApiError
 from routstr.core.passwords import password_problem
+from routstr.storage import admin_store
 
 
 def _facts(node: Node) -> list[tuple[str, str]]:
@@ -28,9 +33,19 @@ def _facts(node: Node) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+async def _settings(
+    request: web.Request, flash: str | None = None, error: bool = False, status: int = 200, **extra: object
+) -> web.Response:
+    node = request.app[NODE]
+    async with node.db.read() as conn:
+        tokens = token_rows(await admin_store.list_tokens(conn))
+    return render(request, "settings.html", status=status, facts=_facts(node), tokens=tokens,
+                  flash=flash, flash_error=error, **extra)  # fmt: skip
+
+
 @page
 async def settings_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "settings.html", facts=_facts(request.app[NODE]), flash=None, flash_error=False)
+    return await _settings(request)
 
 
 @page
@@ -41,8 +56,26 @@ async def post_password(request: web.Request) -> web.StreamResponse:
     if problem is None and not await check_password(node, data.get("current", "")):
         problem = "the current password is wrong"
     if problem is not None:
-        return render(request, "settings.html", status=400, facts=_facts(node),
-                      flash=f"Not changed: {problem}.", flash_error=True)  # fmt: skip
+        return await _settings(request, f"Not changed: {problem}.", error=True, status=400)
     ended = await change_password(node, request[COOKIE_KEY], data["new"])
-    return render(request, "settings.html", facts=_facts(node), flash_error=False,
-                  flash=f"Password changed; {ended} other session(s) logged out.")  # fmt: skip
+    return await _settings(request, f"Password changed; {ended} other session(s) logged out.")
+
+
+@page
+async def post_token(request: web.Request) -> web.StreamResponse:
+    """Create an admin API token (shown on this answer only) or revoke one (``action``)."""
+    node = request.app[NODE]
+    data = form(request)
+    if data.get("action") == "revoke":
+        raw = data.get("id", "")
+        async with node.db.write() as conn:
+            revoked = raw.isdigit() and await admin_store.revoke(conn, int(raw))
+        return await _settings(request, "Token revoked." if revoked else "No such live token.", not revoked)
+    try:
+        name = token_name(data.get("name", ""))
+    except ApiError as e:
+        return await _settings(request, f"Not created: {e.message}.", error=True, status=400)
+    async with node.db.write() as conn:
+        token_id, token = await create_admin_token(conn, node.auth.secret, name)
+    return await _settings(request, f"Token {token_id} created; copy it now, it is not shown again.",
+                           new_token=token)  # fmt: skip
