@@ -193,6 +193,8 @@ def create_app(settings: Settings) -> web.Application:
             node.rates,
         )
         await managed.reload()  # providers and model settings stored through the admin API
+        if not node.providers:
+            log.warning("no provider is configured or stored and switched on: every model is refused")
         app[MANAGED] = managed
 
         tasks = start_jobs(settings, node, managed)

@@ -37,11 +37,36 @@ async def _open_db(settings: Settings) -> Database:
     return Database(settings.database_url)
 
 
+def _has_a_provider(settings: Settings) -> bool:
+    """A provider from the environment or a file, or one stored (and switched on) in the database."""
+    if settings.providers:
+        return True
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from routstr.storage import provider_store
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        return False  # no database yet, so nothing stored (and none is made just to look)
+
+    async def look() -> bool:
+        db = await _open_db(settings)
+        try:
+            async with db.read() as conn:
+                return any(p.enabled for p in await provider_store.list_providers(conn))
+        finally:
+            await db.close()
+
+    return asyncio.run(look())
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from routstr.app import create_app
-    from routstr.config import ConfigError, load_settings
+    from routstr.config import NO_PROVIDER, ConfigError, load_settings
     from routstr.logs import configure_logging
 
     env = dict(os.environ)
@@ -53,6 +78,9 @@ def _serve(args: argparse.Namespace) -> int:
         settings = load_settings(env, env_file=args.env_file)
     except ConfigError as e:
         print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
+    if not _has_a_provider(settings):
+        print(f"routstr: configuration error: {NO_PROVIDER}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.log_client_ips)
     if args.workers > 1:

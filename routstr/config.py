@@ -27,6 +27,14 @@ class ConfigError(Exception):
     """A configuration mistake, worded as what the operator should change."""
 
 
+# Without a provider in the environment or a file, the node starts only on providers stored in its
+# database (routstr providers add, or the admin API); `routstr serve` checks before it starts.
+NO_PROVIDER = (
+    "UPSTREAM_BASE_URL is not set; set it to your provider, e.g. https://api.openai.com/v1 "
+    "(or set PROVIDERS_FILE, or store one with routstr providers add)"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderSpec, ...]
@@ -269,10 +277,6 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
             "upstream", _clean_url(upstream, "UPSTREAM_BASE_URL"), env.get("UPSTREAM_API_KEY", "")
         )
         providers = (shortcut, *providers)
-    if not providers:
-        raise ConfigError(
-            "UPSTREAM_BASE_URL is not set; set it to your provider, e.g. https://api.openai.com/v1"
-        )
     mints = tuple(_clean_url(m, "CASHU_MINTS") for m in _list(env.get("CASHU_MINTS")))
     if not mints:
         raise ConfigError(

@@ -35,7 +35,6 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path):
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
-        ({"CASHU_MINTS": "https://m"}, "UPSTREAM_BASE_URL is not set"),
         ({"UPSTREAM_BASE_URL": "https://u"}, "CASHU_MINTS is not set"),
         ({**BASE, "CASHU_MINTS": "ftp://m"}, "CASHU_MINTS='ftp://m' is not an http(s) URL"),
         ({**BASE, "PORT": "eighty"}, "PORT='eighty' must be a whole number"),
@@ -83,8 +82,10 @@ def test_serve_with_bad_config_exits_with_one_line(tmp_path: Path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "routstr: configuration error: UPSTREAM_BASE_URL is not set; "
-        "set it to your provider, e.g. https://api.openai.com/v1"
+        "set it to your provider, e.g. https://api.openai.com/v1 "
+        "(or set PROVIDERS_FILE, or store one with routstr providers add)"
     ]
+    assert not list(tmp_path.iterdir())  # no database was made just to look for stored providers
 
 
 @pytest.mark.parametrize("backend", _backends())
