@@ -24,12 +24,20 @@ def _nice_max(v: float) -> float:
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, unit: str = "") -> str:
     """One bar per value; labels under every few bars; the axis top and zero on the left."""
-    if len(labels) != len(values):
-        raise ValueError("one label per value")
-    top = _nice_max(max(values, default=0))
+    return grouped_bar_chart(labels, [("", values)], title, unit)
+
+
+def grouped_bar_chart(
+    labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], title: str, unit: str = ""
+) -> str:
+    """Side by side bars per label, one per series (named in a legend when there are several)."""
+    if not series or any(len(values) != len(labels) for _, values in series):
+        raise ValueError("one label per value, in every series")
+    top = _nice_max(max((v for _, values in series for v in values), default=0))
     plot_w, plot_h = WIDTH - PAD_LEFT, HEIGHT - PAD_BOTTOM - PAD_TOP
-    n = max(len(values), 1)
+    n = max(len(labels), 1)
     slot = plot_w / n
+    bar_w = slot * 0.7 / len(series)
     every = max(1, n // 8)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">',
@@ -38,15 +46,30 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, unit: 
         f'<text x="{PAD_LEFT - 6}" y="{PAD_TOP + plot_h}" text-anchor="end">0</text>',
         f'<line x1="{PAD_LEFT}" y1="{PAD_TOP + plot_h}" x2="{WIDTH}" y2="{PAD_TOP + plot_h}" stroke="#ccd"/>',
     ]
-    for i, (label, v) in enumerate(zip(labels, values, strict=True)):
-        h = plot_h * (v / top)
-        x = PAD_LEFT + i * slot + slot * 0.15
-        parts.append(
-            f'<rect class="bar" x="{x:.1f}" y="{PAD_TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
-            f'height="{h:.1f}"><title>{escape(label)}: {v:g}{escape(unit)}</title></rect>'
-        )
+    if len(series) > 1:
+        for k, (name, _) in enumerate(series):
+            x = PAD_LEFT + 8 + k * 130
+            parts.append(
+                f'<rect class="{_css(k)}" x="{x}" y="{PAD_TOP}" width="10" height="10"/>'
+                f'<text x="{x + 14}" y="{PAD_TOP + 9}">{escape(name)}</text>'
+            )
+    for i, label in enumerate(labels):
+        x0 = PAD_LEFT + i * slot + slot * 0.15
+        for k, (name, values) in enumerate(series):
+            v = values[i]
+            h = plot_h * (v / top)
+            what = f"{escape(name)} " if name else ""
+            parts.append(
+                f'<rect class="{_css(k)}" x="{x0 + k * bar_w:.1f}" y="{PAD_TOP + plot_h - h:.1f}" '
+                f'width="{bar_w:.1f}" height="{h:.1f}"><title>{escape(label)}: {what}{v:g}{escape(unit)}'
+                "</title></rect>"
+            )
         if i % every == 0:
-            mid = x + slot * 0.35
+            mid = x0 + slot * 0.35
             parts.append(f'<text x="{mid:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _css(k: int) -> str:
+    return "bar" if k == 0 else "bar2"

@@ -297,7 +297,7 @@ def admin_paths() -> dict[str, Any]:
         },
         "/admin/api/overview": {
             "get": _op(
-                "Requests and revenue per hour and model; wallet vs liabilities; withdrawable earnings",
+                "Per hour: requests, revenue, paid in, refunded; per model; wallet vs liabilities",
                 _json("Figures"),
                 400,
                 parameters=_query(("hours", "integer", "1-744, default 24")),

@@ -241,15 +241,28 @@ def books_entry(b: MintBooks) -> dict[str, Any]:
 
 async def overview(conn: AsyncConnection, now_ms: int, hours: int = 24) -> Overview:
     """Requests and revenue per hour and per model over the last ``hours`` hours (the current one
-    included), and the books."""
+    included), what users paid in and got back per hour, and the books."""
     first = now_ms // HOUR_MS - hours + 1
     since = first * HOUR_MS
     bucket = (ledger.c.created_at // HOUR_MS).label("bucket")
     recent = ledger.c.created_at >= since
     per_hour: dict[int, dict[str, int]] = {
-        h: {"start": h * HOUR_MS, "requests": 0, "charged": 0, "revenue_msat": 0}
+        h: {
+            "start": h * HOUR_MS,
+            "requests": 0,
+            "charged": 0,
+            "revenue_msat": 0,
+            "paid_in_msat": 0,
+            "refunded_msat": 0,
+        }
         for h in range(first, first + hours)
     }
+    flows = select(bucket, ledger.c.kind, func.sum(ledger.c.amount_msat)).where(
+        ledger.c.kind.in_((rules.CREDIT, rules.REFUND)), recent
+    )
+    for h, kind, total in (await conn.execute(flows.group_by(bucket, ledger.c.kind))).all():
+        if int(h) in per_hour:
+            per_hour[int(h)]["paid_in_msat" if kind == rules.CREDIT else "refunded_msat"] += int(total or 0)
     charged = select(bucket, func.count(), func.sum(ledger.c.amount_msat)).where(
         ledger.c.kind == rules.CHARGE, recent
     )

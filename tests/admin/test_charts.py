@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from routstr.admin.charts import _nice_max, bar_chart
+from routstr.admin.charts import _nice_max, bar_chart, grouped_bar_chart
 
 
 def test_bars_are_proportional_and_the_axis_is_a_round_number():
@@ -25,3 +25,17 @@ def test_labels_and_title_are_escaped():
 def test_one_label_per_value():
     with pytest.raises(ValueError):
         bar_chart(["a"], [1, 2], "t")
+
+
+def test_two_series_share_one_axis_and_are_named():
+    svg = grouped_bar_chart(["h1", "h2"], [("paid in", [40, 0]), ("refunded", [10, 20])], "Money", " sat")
+    first = [float(h) for h in re.findall(r'<rect class="bar" x[^>]* height="([0-9.]+)"><title>', svg)]
+    second = [float(h) for h in re.findall(r'<rect class="bar2" x[^>]* height="([0-9.]+)"><title>', svg)]
+    assert (
+        first[0] == pytest.approx(4 * second[0])
+        and first[1] == 0
+        and second[1] == pytest.approx(2 * second[0])
+    )
+    assert ">paid in<" in svg and ">refunded<" in svg and ">50 sat<" in svg  # legend; axis top over both
+    with pytest.raises(ValueError):
+        grouped_bar_chart(["a"], [("x", [1]), ("y", [1, 2])], "t")

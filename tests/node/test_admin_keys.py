@@ -128,6 +128,8 @@ async def test_keys_requests_overview_and_mints(
         assert sum(h["revenue_msat"] for h in overview["hours"]) == sum(costs)
         assert sum(h["requests"] for h in overview["hours"]) == 5
         assert overview["hours"][-1]["revenue_msat"] == sum(costs)  # all in the current hour
+        assert sum(h["paid_in_msat"] for h in overview["hours"]) == 400_000  # the two tokens redeemed
+        assert sum(h["refunded_msat"] for h in overview["hours"]) == 0
         models = {m["model"]: m for m in overview["models"]}
         assert models["gpt-4o-mini"]["revenue_msat"] == costs[0] + costs[1] + costs[3]
         assert models["gpt-4o-mini"]["requests"] == 3 and models["fail-500"]["not_charged"] == 1
@@ -143,6 +145,13 @@ async def test_keys_requests_overview_and_mints(
             [m] = (await r.json())["mints"]
         assert m["url"] == mint_url and m["primary"] and m["up"] is True
         assert m["exposure_msat"] == 400_000 and m["units"][0]["unit"] == "sat"
+
+        async with http.post(node.v1 + "/balance/refund", headers={"Authorization": f"Bearer {sk}"}) as r:
+            assert r.status == 200
+            refunded = (await r.json())["msats"]
+        async with http.get(api + "/overview", headers=admin) as r:
+            hours = (await r.json())["hours"]
+        assert refunded > 0 and hours[-1]["refunded_msat"] == refunded
 
 
 async def test_keys_and_providers_from_the_command_line(

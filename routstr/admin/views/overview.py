@@ -1,4 +1,5 @@
-"""The overview page: requests and revenue over time, per model, and the books per mint."""
+"""The overview page: requests, revenue, and users' money in and out over time, per model, and the
+books per mint."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 
 from aiohttp import web
 
-from routstr.admin.charts import bar_chart
+from routstr.admin.charts import bar_chart, grouped_bar_chart
 from routstr.admin.render import render
 from routstr.admin.views.guard import page
 from routstr.api.state import NODE
@@ -31,6 +32,7 @@ async def overview_page(request: web.Request) -> web.StreamResponse:
     totals = {
         "requests": sum(h["requests"] for h in ov.hours),
         "revenue_msat": sum(h["revenue_msat"] for h in ov.hours),
+        "paid_in_msat": sum(h["paid_in_msat"] for h in ov.hours),
         "wallet_msat": sum(b["wallet_msat"] for b in ov.books),
         "liabilities_msat": sum(b["liabilities_msat"] for b in ov.books),
     }
@@ -44,6 +46,15 @@ async def overview_page(request: web.Request) -> web.StreamResponse:
         requests_chart=bar_chart(labels, [h["requests"] for h in ov.hours], "Requests per hour"),
         revenue_chart=bar_chart(
             labels, [h["revenue_msat"] / 1000 for h in ov.hours], "Revenue per hour (sats)", " sat"
+        ),
+        flow_chart=grouped_bar_chart(
+            labels,
+            [
+                ("paid in", [h["paid_in_msat"] / 1000 for h in ov.hours]),
+                ("refunded", [h["refunded_msat"] / 1000 for h in ov.hours]),
+            ],
+            "Paid in and refunded per hour (sats)",
+            " sat",
         ),
         models=ov.models,
         books=ov.books,
