@@ -209,3 +209,31 @@ async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow(tmp_path
         assert sizes[-1] <= 2 * sizes[1], sizes  # bounded by a few checkpoint intervals, not 400 commits
     finally:
         await db.close()
+
+
+async def test_quiet_calls_stay_inline_while_the_thread_checkpoints(tmp_path: Path):
+    """A checkpoint on the writer thread must not send the quiet calls behind it to the queue: they
+    would wait for its fsyncs (that was the node's p99 at one request at a time)."""
+    import threading
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.sqlite3'}"
+    await upgrade(url)
+    db = Database(url)
+    try:
+        key_id = await funded_key(db, 10_000)
+        writer = db.ledger
+        assert isinstance(writer, SqliteWriter)
+        ran_on: list[int] = []
+
+        def reserve_noting_the_thread(x: object, *args: object) -> object:
+            ran_on.append(threading.get_ident())
+            return ledger_ops.reserve(x, *args)  # type: ignore[arg-type]
+
+        writer._checkpoint_soon()
+        await asyncio.sleep(0)  # the checkpoint is handed to the thread
+        assert writer._thread is not None and writer._pending == 0
+        args = (key_id, 1_000, "during", "m", accounts.now_ms(), 9)
+        assert await writer.run(reserve_noting_the_thread, *args, quiet=True) is None
+        assert ran_on == [threading.get_ident()]  # inline, on the event loop's thread
+    finally:
+        await db.close()
