@@ -1,12 +1,14 @@
 """``routstr demo``: a complete node on loopback for a newcomer's first minutes.
 
 Starts a real Cashu test mint (Nutshell, FakeWallet: invoices pay themselves), the fake LLM
-upstream and the node, mints a funded token, and prints what to paste. Ctrl-C stops all of it.
+upstream and the node, mints a funded token, and prints what to paste and the dashboard's password.
+Ctrl-C stops all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sys
 import tempfile
@@ -35,10 +37,11 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _instructions(node_url: str, mint_url: str, token: str, amount: int) -> str:
+def _instructions(node_url: str, mint_url: str, token: str, amount: int, password: str) -> str:
     return f"""
 routstr demo is running
   node          {node_url}   (docs: {node_url}/docs)
+  dashboard     {node_url}/admin/   (password: {password})
   test mint     {mint_url}   (Nutshell + FakeWallet)
   fake upstream serves models gpt-4o-mini, gpt-4o, llama-3.1-8b
 
@@ -76,6 +79,7 @@ async def _run(port: int, amount: int, workdir: Path) -> None:
         runners.append(up_runner)
         pricing = workdir / "pricing.toml"
         pricing.write_text(DEMO_PRICING)
+        password = secrets.token_urlsafe(12)  # a fresh node each run: a fresh password, printed below
         settings = load_settings(
             {
                 "UPSTREAM_BASE_URL": upstream_url,
@@ -84,6 +88,7 @@ async def _run(port: int, amount: int, workdir: Path) -> None:
                 "BTC_USD_PRICE": "100000",
                 "PRICING_FILE": str(pricing),
                 "NAME": "routstr demo node",
+                "ADMIN_PASSWORD": password,
                 "PORT": str(port),
             },
             env_file=None,
@@ -95,7 +100,7 @@ async def _run(port: int, amount: int, workdir: Path) -> None:
         _say("minting a demo token ...")
         await asyncio.to_thread(wallet.start)
         token = await asyncio.to_thread(wallet.send, mint_url, amount)
-        _say(_instructions(f"http://127.0.0.1:{port}", mint_url, token, amount))
+        _say(_instructions(f"http://127.0.0.1:{port}", mint_url, token, amount, password))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
