@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from routstr import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import AsyncIterator, Coroutine
 
     from routstr.config import Settings
     from routstr.storage.db import Database
@@ -28,13 +29,19 @@ def _settings(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-async def _open_db(settings: Settings) -> Database:
-    """The node's database, its schema brought up to date first (a command may run before a node)."""
+@contextlib.asynccontextmanager
+async def opened_db(settings: Settings) -> AsyncIterator[Database]:
+    """The node's database for one command, its schema brought up to date first (a command may run
+    before a node), closed when the command is done."""
     from routstr.storage.db import Database
     from routstr.storage.migrate import upgrade
 
     await upgrade(settings.database_url)
-    return Database(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 def _has_a_provider(settings: Settings) -> bool:
@@ -52,12 +59,9 @@ def _has_a_provider(settings: Settings) -> bool:
         return False  # no database yet, so nothing stored (and none is made just to look)
 
     async def look() -> bool:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             async with db.read() as conn:
                 return any(p.enabled for p in await provider_store.list_providers(conn))
-        finally:
-            await db.close()
 
     return asyncio.run(look())
 
@@ -112,12 +116,9 @@ def _books(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> list[dict[str, object]]:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             async with db.read() as conn:
                 return [b.as_dict() for b in await books(conn)]
-        finally:
-            await db.close()
 
     print(json.dumps(asyncio.run(run()), indent=2))
     return 0
@@ -138,13 +139,10 @@ def _audit(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> AuditReport:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             async with aiohttp.ClientSession() as session:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
                 return await audit(db, mints, check_mints=not args.offline)
-        finally:
-            await db.close()
 
     report = asyncio.run(run())
     print(
@@ -174,8 +172,7 @@ def _withdraw(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> dict[str, object]:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             async with aiohttp.ClientSession() as session:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
                 mint = canonical_mint_url(args.mint) if args.mint else mints.primary
@@ -190,8 +187,6 @@ def _withdraw(args: argparse.Namespace) -> int:
                     }
                 w = await withdraw(db, mints, mint, args.unit, args.amount)
                 return {"token": w.token, "amount": w.amount, "fee": w.fee, "unit": args.unit}
-        finally:
-            await db.close()
 
     return run_and_print("withdraw", run())
 
@@ -236,13 +231,10 @@ def _admin_password(args: argparse.Namespace) -> int:
         return 1
 
     async def run() -> int:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             async with db.write() as conn:
                 await admin_store.set_password_hash(conn, hash_password(password))
                 return await admin_sessions.end_all_but(conn, None)
-        finally:
-            await db.close()
 
     ended = asyncio.run(run())
     print(f"admin password set; {ended} dashboard session(s) logged out")
@@ -251,10 +243,8 @@ def _admin_password(args: argparse.Namespace) -> int:
 
 def _admin_token(args: argparse.Namespace) -> int:
     """Create, list or revoke the tokens scripts use for /admin/api/* (only their HMAC is stored)."""
-    import asyncio
-    import json
-
     from routstr.api.admin import create_admin_token
+    from routstr.api.admin_access import token_rows
     from routstr.app import server_secret
     from routstr.storage import admin_store
 
@@ -263,8 +253,7 @@ def _admin_token(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> object:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             secret = await server_secret(db, settings.secret_key)
             async with db.write() as conn:
                 if args.action == "create":
@@ -272,13 +261,9 @@ def _admin_token(args: argparse.Namespace) -> int:
                     return {"id": token_id, "token": token, "name": args.name}
                 if args.action == "revoke":
                     return {"revoked": await admin_store.revoke(conn, args.id)}
-                rows = await admin_store.list_tokens(conn)
-                return [{"id": i, "name": n, "created_at": c, "revoked_at": r} for i, n, c, r in rows]
-        finally:
-            await db.close()
+                return token_rows(await admin_store.list_tokens(conn))
 
-    print(json.dumps(asyncio.run(run())))
-    return 0
+    return run_and_print("admin-token", run())
 
 
 def _use_uvloop() -> None:

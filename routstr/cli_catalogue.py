@@ -24,12 +24,10 @@ def _read_key(args: argparse.Namespace) -> str | None:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    from routstr.api import catalogue_forms as forms
-    from routstr.api.admin_catalogue import db_provider_fields, file_provider_fields
+    from routstr.api.admin_catalogue import db_provider_fields, file_provider_fields, insert_provider
     from routstr.app import server_secret
-    from routstr.cli import _open_db, _settings, run_and_print
+    from routstr.cli import _settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest, NotFound
-    from routstr.core.sealed import seal
     from routstr.storage import provider_store
 
     settings = _settings(args)
@@ -48,8 +46,7 @@ def _providers(args: argparse.Namespace) -> int:
         return row.id
 
     async def run() -> object:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             secret = await server_secret(db, settings.secret_key)
             async with db.write() as conn:
                 if args.action == "list":
@@ -62,17 +59,7 @@ def _providers(args: argparse.Namespace) -> int:
                     body.update(fee=args.fee, enabled=not args.disabled, api_key=_read_key(args))
                     if args.models:
                         body["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
-                    fields = forms.provider_changes(body, new=True)
-                    if fields["name"] in file_names:
-                        raise InvalidRequest(f"a provider named {fields['name']!r} is in the files")
-                    key = fields.pop("api_key")
-                    fields["api_key_sealed"] = seal(secret, provider_store.KEY_PURPOSE, key) if key else None
-                    new_id = await provider_store.add_provider(conn, **fields)
-                    if new_id is None:
-                        raise InvalidRequest(f"a provider named {fields['name']!r} exists already")
-                    row = await provider_store.provider_by_id(conn, new_id)
-                    assert row is not None
-                    return db_provider_fields(row, secret)
+                    return db_provider_fields(await insert_provider(conn, secret, file_names, body), secret)
                 provider_id = await target(conn)
                 if args.action == "remove":
                     found = await provider_store.delete_provider(conn, provider_id)
@@ -82,8 +69,6 @@ def _providers(args: argparse.Namespace) -> int:
                 if not found:
                     raise NotFound(f"no stored provider with id {provider_id}")
                 return {"id": provider_id, args.action + "d": True}
-        finally:
-            await db.close()
 
     return run_and_print("providers", run())
 
@@ -91,7 +76,7 @@ def _providers(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from routstr.api.admin_keys import key_detail, search_keys
     from routstr.app import server_secret
-    from routstr.cli import _open_db, _settings, run_and_print
+    from routstr.cli import _settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest
 
     settings = _settings(args)
@@ -102,8 +87,7 @@ def _keys(args: argparse.Namespace) -> int:
         value = sys.stdin.readline().strip()
 
     async def run() -> object:
-        db = await _open_db(settings)
-        try:
+        async with opened_db(settings) as db:
             secret = await server_secret(db, settings.secret_key)
             async with db.read() as conn:
                 if args.action == "show":
@@ -114,8 +98,6 @@ def _keys(args: argparse.Namespace) -> int:
                     raise InvalidRequest("routstr keys search Q: a key id, an sk-… key or a Cashu token")
                 query = value if args.action == "search" else ""
                 return [k.as_dict() for k in await search_keys(conn, secret, query, args.limit, args.before)]
-        finally:
-            await db.close()
 
     return run_and_print("keys", run())
 

@@ -11,9 +11,11 @@ The operations are plain functions of the node, so the dashboard's pages call th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.api import catalogue_forms as forms
 from routstr.api.admin import require_admin
@@ -109,42 +111,48 @@ async def provider_views(node: Node, managed: ManagedCatalogue) -> list[dict[str
     ]
 
 
-def _stored_fields(node: Node, fields: dict[str, Any]) -> dict[str, Any]:
+def _stored_fields(secret: bytes, fields: dict[str, Any]) -> dict[str, Any]:
     """The checked fields as stored: the key sealed with the node's secret (None: no key)."""
     out = dict(fields)
     if "api_key" in out:
         key = out.pop("api_key")
-        out["api_key_sealed"] = seal(node.auth.secret, KEY_PURPOSE, key) if key else None
+        out["api_key_sealed"] = seal(secret, KEY_PURPOSE, key) if key else None
     return out
 
 
-def _check_name_free(managed: ManagedCatalogue, name: str) -> None:
-    if any(s.name == name for s in managed.file_specs):
-        raise InvalidRequest(
-            f"A provider named {name!r} is configured in the environment or PROVIDERS_FILE",
-            details={"param": "name"},
-            code="provider_name_taken",
-        )
+def _name_taken(name: str, where: str = "exists already") -> InvalidRequest:
+    return InvalidRequest(
+        f"A provider named {name!r} {where}", details={"param": "name"}, code="provider_name_taken"
+    )
+
+
+def _check_name_free(file_names: Collection[str], name: str) -> None:
+    if name in file_names:
+        raise _name_taken(name, "is configured in the environment or PROVIDERS_FILE")
+
+
+async def insert_provider(
+    conn: AsyncConnection, secret: bytes, file_names: Collection[str], body: dict[str, Any]
+) -> ProviderRow:
+    """Check a new provider's body and store it (the admin API's and ``routstr providers add``)."""
+    fields = _stored_fields(secret, forms.provider_changes(body, new=True))
+    _check_name_free(file_names, fields["name"])
+    new_id = await provider_store.add_provider(conn, **fields)
+    row = None if new_id is None else await provider_store.provider_by_id(conn, new_id)
+    if row is None:
+        raise _name_taken(fields["name"])
+    return row
 
 
 async def add_provider(node: Node, managed: ManagedCatalogue, body: dict[str, Any]) -> dict[str, Any]:
-    fields = _stored_fields(node, forms.provider_changes(body, new=True))
-    _check_name_free(managed, fields["name"])
     async with node.db.write() as conn:
-        new_id = await provider_store.add_provider(conn, **fields)
-        row = None if new_id is None else await provider_store.provider_by_id(conn, new_id)
-    if row is None:
-        raise InvalidRequest(
-            f"A provider named {fields['name']!r} exists already",
-            details={"param": "name"},
-            code="provider_name_taken",
-        )
+        row = await insert_provider(conn, node.auth.secret, managed.file_names, body)
     await managed.reload()
     return db_provider_view(node, row)
 
 
 def _provider_id(managed: ManagedCatalogue, raw: str) -> int:
-    if any(s.name == raw for s in managed.file_specs):
+    if raw in managed.file_names:
         raise InvalidRequest(
             f"Provider {raw!r} comes from the environment or PROVIDERS_FILE: change it there",
             code="provider_read_only",
@@ -158,17 +166,13 @@ async def edit_provider(
     node: Node, managed: ManagedCatalogue, raw_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     provider_id = _provider_id(managed, raw_id)
-    fields = _stored_fields(node, forms.provider_changes(body, new=False))
+    fields = _stored_fields(node.auth.secret, forms.provider_changes(body, new=False))
     if "name" in fields:
-        _check_name_free(managed, fields["name"])
+        _check_name_free(managed.file_names, fields["name"])
     async with node.db.write() as conn:
         other = await provider_store.provider_by_name(conn, fields["name"]) if "name" in fields else None
         if other is not None and other.id != provider_id:
-            raise InvalidRequest(
-                f"A provider named {fields['name']!r} exists already",
-                details={"param": "name"},
-                code="provider_name_taken",
-            )
+            raise _name_taken(fields["name"])
         if not await provider_store.update_provider(conn, provider_id, fields):
             raise NotFound(f"No provider with id {provider_id}")
         row = await provider_store.provider_by_id(conn, provider_id)

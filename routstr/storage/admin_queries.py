@@ -218,7 +218,8 @@ async def list_requests(
 @dataclass(frozen=True, slots=True)
 class Overview:
     since: int  # unix ms, the start of the first hour
-    hours: list[dict[str, int]]  # {start, requests, charged, revenue_msat}, oldest first
+    # oldest first: {start, requests, charged, revenue_msat, paid_in_msat, refunded_msat}
+    hours: list[dict[str, int]]
     # {model, requests, charged, not_charged, prompt_tokens, completion_tokens, tokens, revenue_msat}
     models: list[dict[str, Any]]
     books: list[dict[str, Any]]  # per mint and unit: wallet vs liabilities, withdrawable earnings

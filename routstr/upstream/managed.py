@@ -136,6 +136,7 @@ class ManagedCatalogue:
         self.db, self.secret, self.catalogue = db, secret, catalogue
         self.providers, self.routers, self.build = providers, routers, build
         self.file_specs, self.file_aliases, self.file_prices = tuple(file_specs), file_aliases, file_prices
+        self.file_names = frozenset(s.name for s in self.file_specs)  # read-only here: not stored
         self.rates = rates
         # the app factory runs the BTC/USD feed if prices need it at start, and says so here; if not,
         # a USD price set later starts it (until the factory has looked: assume it runs)
@@ -172,11 +173,10 @@ class ManagedCatalogue:
 
     async def _apply(self, rows: list[ProviderRow], settings: list[ModelSettingRow]) -> None:
         specs, unreadable = [], set()
-        file_names = {s.name for s in self.file_specs}
         for row in rows:
             if not row.enabled:
                 continue
-            if row.name in file_names:  # the API refuses this; a providers file changed since
+            if row.name in self.file_names:  # the API refuses this; a providers file changed since
                 log.error("provider %s is both in the files and the database: the file's is used", row.name)
                 continue
             try:
