@@ -129,18 +129,25 @@ async def put_key_limits(request: web.Request) -> web.Response:
             _limit_field(body, "tokens_per_hour", default.tokens_per_hour),
             _limit_field(body, "concurrent", default.concurrent),
         )
-    overrides = await limit_overrides.set_override(node.db, key_id, limits)
-    node.pipeline.limits = LimitPolicy(default, overrides)
-    current = overrides.get(key_id, default)
+    current = await set_key_limits(node, key_id, limits)
     return json_response(
         {
             "key_id": key_id,
             "requests_per_minute": current.requests_per_minute,
             "tokens_per_hour": current.tokens_per_hour,
             "concurrent": current.concurrent,
-            "override": key_id in overrides,
+            "override": limits is not None,
         }
     )
+
+
+async def set_key_limits(node: Node, key_id: int, limits: Limits | None) -> Limits:
+    """Store one key's limits (None: back to the defaults) and apply them in this process at once;
+    the limits now in force for the key (the API's and the dashboard's)."""
+    overrides = await limit_overrides.set_override(node.db, key_id, limits)
+    default = node.pipeline.limits.default
+    node.pipeline.limits = LimitPolicy(default, overrides)
+    return overrides.get(key_id, default)
 
 
 def add_routes(app: web.Application) -> None:

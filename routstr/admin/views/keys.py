@@ -9,11 +9,12 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.views.guard import form, page, see_other
+from routstr.api.admin import set_key_limits
 from routstr.api.admin_keys import find_keys, key_with_ledger
 from routstr.api.state import NODE
 from routstr.core.errors import ApiError
-from routstr.limits import LimitPolicy, Limits
-from routstr.storage import admin_queries, limit_overrides
+from routstr.limits import Limits
+from routstr.storage import admin_queries
 
 PAGE = 50
 
@@ -68,8 +69,7 @@ async def post_key_limits(request: web.Request) -> web.StreamResponse:
             return render(request, "message.html", status=400, title="Limits",
                           message="Limits are whole numbers, 0 for no limit.")  # fmt: skip
         limits = Limits(*values)
-    overrides = await limit_overrides.set_override(node.db, key_id, limits)
-    node.pipeline.limits = LimitPolicy(node.pipeline.limits.default, overrides)
+    await set_key_limits(node, key_id, limits)
     return see_other(f"/admin/keys/{key_id}?saved=1")
 
 
