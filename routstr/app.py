@@ -94,7 +94,9 @@ async def build_node(
         max_age_s=settings.btc_usd_max_age_s,
         pinned=settings.btc_usd_price,
     )
-    catalogue = Catalogue(settings.prices, rates.rate, settings.default_max_output_tokens)
+    catalogue = Catalogue(
+        settings.prices, rates.rate, settings.default_max_output_tokens, settings.image_input_tokens
+    )
     catalogue.aliases = dict(settings.aliases)
     providers = [new_provider(settings, spec) for spec in settings.providers]
     refunder = Refunder(db, mints)
@@ -118,6 +120,10 @@ async def build_node(
             )
         ),
         counters,
+        (
+            Limits(settings.xcashu_limit_per_address, 0, 0),
+            Limits(settings.xcashu_limit_total, 0, 0),
+        ),
     )
     invoices = Invoices(db, mints, secret)
     payouts = Payouts(db, mints, session, settings.lnurl_allow_http)

@@ -59,7 +59,10 @@ class Settings:
     secret_key: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
     default_max_output_tokens: int = 4096
-    reservation_ttl_s: int = 900
+    image_input_tokens: int = 4096
+    # the lease of a running request's reservation: renewed every third of it while the request runs
+    # (routstr.billing.leases), so only a dead request's (crash, kill) expires and is swept
+    reservation_ttl_s: int = 120
     provider_failures_to_open: int = 3  # consecutive retryable failures that put a provider on cooldown
     provider_cooldown_s: int = 30
     catalogue_sync_s: float = 10.0  # how soon every process applies a provider or model change
@@ -85,6 +88,10 @@ class Settings:
     rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
     rate_limit_tokens_per_hour: int = 1_000_000
     rate_limit_concurrent: int = 10
+    # X-Cashu requests a minute, counted before the token is redeemed (each token is a fresh key, so
+    # per-key limits never bind): per client address, and for the whole node (fleet-wide with Redis)
+    xcashu_limit_per_address: int = 120
+    xcashu_limit_total: int = 3000
     db_pool_size: int = 10  # PostgreSQL connections per process (3x that at most: bursts, hot path)
     redis_url: str = ""  # set: rate-limit counters shared by a fleet through Redis
     redis_prefix: str = "routstr:rl"  # namespace of those counters (one per fleet)
@@ -237,6 +244,19 @@ def _webhook_retry(env: Mapping[str, str]) -> tuple[float, float]:
     return base, cap
 
 
+def _reservation_ttl(env: Mapping[str, str]) -> int:
+    """A lease length, not a request length: a running request renews its reservation every third of
+    it, however long it streams; a crashed process's reservations come back within this (plus one
+    sweep, at most every half of it). Whole seconds, so the renewal period is at least 1/3 s."""
+    ttl = _int(env, "RESERVATION_TTL_SECONDS", 120)
+    if ttl < 1:
+        raise ConfigError(
+            f"RESERVATION_TTL_SECONDS={ttl} must be at least 1: it is the lease of a running request's "
+            "reservation, renewed every third of it (120 is a good value; streams may run longer)"
+        )
+    return ttl
+
+
 def _missing_key_status(env: Mapping[str, str]) -> int:
     status = _int(env, "MISSING_KEY_STATUS", 401)
     if status not in (401, 402):
@@ -336,7 +356,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         secret_key=env.get("SECRET_KEY", ""),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
-        reservation_ttl_s=_int(env, "RESERVATION_TTL_SECONDS", 900, minimum=1),
+        image_input_tokens=_int(env, "IMAGE_INPUT_TOKENS", 4096, minimum=1),
+        reservation_ttl_s=_reservation_ttl(env),
         provider_failures_to_open=_int(env, "PROVIDER_FAILURES_TO_OPEN", 3, minimum=1),
         provider_cooldown_s=_int(env, "PROVIDER_COOLDOWN_SECONDS", 30, minimum=1),
         catalogue_sync_s=_float(env, "CATALOGUE_SYNC_SECONDS", 10.0),
@@ -363,6 +384,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         rate_limit_requests_per_minute=_int(env, "RATE_LIMIT_REQUESTS_PER_MINUTE", 1000),
         rate_limit_tokens_per_hour=_int(env, "RATE_LIMIT_TOKENS_PER_HOUR", 1_000_000),
         rate_limit_concurrent=_int(env, "RATE_LIMIT_CONCURRENT", 10),
+        xcashu_limit_per_address=_int(env, "XCASHU_LIMIT_PER_ADDRESS", 120),
+        xcashu_limit_total=_int(env, "XCASHU_LIMIT_TOTAL", 3000),
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
         redis_url=env.get("REDIS_URL", "").strip(),
         redis_prefix=env.get("REDIS_PREFIX", "routstr:rl").strip() or "routstr:rl",

@@ -2,7 +2,8 @@
 
 Jobs that move money (the reservation sweep, swap recovery, the invoice watcher, key expiry, the
 earnings payout) run in the one process of a fleet that holds the job's lease in the database; the
-others keep per-process state (mint health, model lists) and run everywhere.
+others keep per-process state (mint health, model lists, the renewal of this process's running
+requests' reservations) and run everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from routstr.api.state import Node
+from routstr.billing.leases import LeaseRenewer
 from routstr.config import Settings
 from routstr.core.ids import PROCESS
 from routstr.limits import LimitPolicy
@@ -137,6 +139,8 @@ def start_jobs(
         node.pipeline.limits = LimitPolicy(node.pipeline.limits.default, await limit_overrides.load(db))
 
     tasks.append(asyncio.create_task(every(LIMITS_EVERY_S, "rate-limit overrides", refresh_limits)))
+    # per process, not leased: each process renews the reservations of its own running requests
+    tasks.append(asyncio.create_task(LeaseRenewer(node.pipeline).run()))
     tasks.append(asyncio.create_task(every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)))
     tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
     if managed is not None:  # providers and model settings changed by another process of the fleet

@@ -6,6 +6,7 @@ The node runs in-process (same event loop as the tests) on a loopback port, on S
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from routstr.app import create_app
+from routstr.billing.pipeline import WRITE_OFF
 from routstr.config import Settings, load_settings
 from routstr.devtools.fake_upstream import STATE, FakeUpstreamState, start_fake_upstream
 from routstr.devtools.nutshell import NutshellMint, ensure_nutshell_venv
@@ -60,6 +62,33 @@ UPSTREAM_KEY = "sk-upstream-secret"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mint: runs a real Nutshell mint")
+
+
+class _WriteOffs(logging.Handler):
+    """Collects the node's write-off warnings (a cost it could not charge) in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if WRITE_OFF in message:
+            self.seen.append(message)
+
+
+@pytest.fixture(autouse=True)
+def no_cost_written_off() -> Iterator[None]:
+    """No test may make the node write a cost off: every answer is paid at its price (issue 13).
+    Node processes a test starts are checked the same way when they stop (``NodeProcess.stop``)."""
+    handler = _WriteOffs()
+    logger = logging.getLogger("routstr.billing.pipeline")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.seen, f"the node wrote costs off: {handler.seen}"
 
 
 def _backends() -> list[str]:

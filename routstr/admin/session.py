@@ -24,6 +24,7 @@ from aiohttp import web
 from routstr.api.state import NODE, Node
 from routstr.core.passwords import hash_password, verify_password
 from routstr.limits import Limits
+from routstr.limits.by_address import LOGIN_SPACE, admit
 from routstr.storage import admin_sessions, admin_store
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 COOKIE = "routstr_admin"
 LOGIN_LIMIT_PER_ADDRESS = Limits(requests_per_minute=10, tokens_per_hour=0, concurrent=0)
 LOGIN_LIMIT_TOTAL = Limits(requests_per_minute=60, tokens_per_hour=0, concurrent=0)
-_ALL_ADDRESSES = -1  # limiter ids below zero are never keys
 
 
 def _hmac(secret: bytes, label: str, value: str) -> str:
@@ -74,21 +74,13 @@ async def check_password(node: Node, password: str) -> bool:
     return await asyncio.to_thread(verify_password, password, stored)
 
 
-def _address_id(request: web.Request) -> int:
-    """A negative limiter id for the client address (never a key's id)."""
-    digest = hashlib.sha256((request.remote or "?").encode()).digest()
-    return -2 - int.from_bytes(digest[:6], "big")
-
-
 async def login_allowed(request: web.Request) -> int | None:
     """None if another attempt may be made now, else the seconds to wait."""
     limiter = request.app[NODE].pipeline.limiter
-    for who, limits in ((_address_id(request), LOGIN_LIMIT_PER_ADDRESS), (_ALL_ADDRESSES, LOGIN_LIMIT_TOTAL)):
-        decision = await limiter.acquire(who, limits)
-        await limiter.release(who, 0)
-        if not decision.allowed:
-            return max(1, int(decision.error().headers.get("Retry-After", "60")))
-    return None
+    refused = await admit(limiter, request.remote, LOGIN_SPACE, LOGIN_LIMIT_PER_ADDRESS, LOGIN_LIMIT_TOTAL)
+    if refused is None:
+        return None
+    return max(1, int(refused.error().headers.get("Retry-After", "60")))
 
 
 def _ttl_ms(node: Node) -> int:

@@ -43,7 +43,7 @@ def _fees(node: Node) -> dict[str, object]:
         "provider_markup": {p.spec.name: str(p.spec.fee) for p in node.providers},
         "mint_fees": "passed on at cost: mints' input fees (NUT-02) and Lightning fee reserves; "
         "the unused part of a reserve is given back",
-        "x_cashu_rounding": "sat tokens are charged whole sats, rounded down, at least 1 sat",
+        "x_cashu_rounding": "sat tokens are charged whole sats, rounded up",
         "foreign_mint_conversion": "off"
         if node.mints.foreign is None
         else f"up to {node.mints.foreign.max_sats} sat per token; the token's mint's input fee and "

@@ -22,6 +22,10 @@ class RequestFacts:
     wants_stream_usage: bool  # the client gets the final usage event (asked for it, or the dialect has it)
     has_output: bool = True  # False for endpoints that generate no tokens (embeddings)
     requests: int = 0  # > 0: priced per request only (e.g. images: one unit per image asked for)
+    # generations the output limit applies to each: ``n`` choices (× ``best_of`` × prompts for legacy
+    # completions); the reservation and the upstream's cap cover all of them
+    outputs: int = 1
+    images: int = 0  # image inputs: each is reserved at the node's per-image token bound
 
 
 class EndpointAdapter(Protocol):

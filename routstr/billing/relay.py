@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
 
@@ -47,15 +47,33 @@ class Held:
     rate_headers: dict[str, str] | None = None  # X-RateLimit-* of this request
     tokens: int = 0  # what the request used, for the key's hourly token budget
     provider: str = ""  # the provider that answered
+    max_output_tokens: int = 0  # the output reserved, for all generations together (the upstream's cap)
+    image_tokens: int = 0  # the prompt tokens reserved for image inputs (count × per-image bound)
 
 
 Settle = Callable[[Held, Usage | None, int], Awaitable[None]]
 
 
-def estimate(held: Held, delivered_bytes: int) -> Usage:
-    """The documented estimate (``routstr.core.usage``), for answers that came without usage."""
-    u = estimate_usage(held.facts.prompt_text_bytes, delivered_bytes)
-    return u if held.facts.has_output else Usage(u.prompt_tokens, 0, estimated=True)
+def estimate(held: Held, delivered_bytes: int, partial: Usage | None = None) -> Usage:
+    """The documented estimate (``routstr.core.usage``) for an answer without (complete) usage: all
+    that was sent and all that was delivered, within what was reserved (the upstream was capped
+    there). A partial usage (Anthropic's ``message_start``) is a lower bound, never the answer."""
+    f = held.facts
+    u = estimate_usage(f.prompt_text_bytes, delivered_bytes)
+    prompt = u.prompt_tokens + held.image_tokens
+    if f.prompt_bound_tokens:
+        prompt = min(prompt, f.prompt_bound_tokens)
+    completion = u.completion_tokens if f.has_output else 0
+    if held.max_output_tokens:
+        completion = min(completion, held.max_output_tokens)
+    if partial is None:
+        return Usage(prompt, completion, estimated=True)
+    return replace(
+        partial,
+        prompt_tokens=partial.prompt_tokens or prompt,
+        completion_tokens=max(partial.completion_tokens, completion),
+        estimated=True,
+    )
 
 
 def charge_for(held: Held, usage: Usage) -> int:
@@ -94,6 +112,8 @@ class Relay:
             await self.settle(held, None, 0)
             raise UpstreamError(f"The upstream's answer was unusable: {type(e).__name__}") from None
         usage = adapter.usage(obj) or estimate(held, adapter.delivered_bytes(obj))
+        if getattr(adapter, "units_as_reserved", False):  # e.g. audio minutes, read from the upload
+            usage = replace(usage, requests=held.facts.requests)
         cost = charge_for(held, usage)
         await self.settle(held, usage, cost)
         obj = adapter.from_upstream(obj, usage)
@@ -164,7 +184,9 @@ class Relay:
         return out
 
     async def _settle_stream(self, held: Held, meter: SseMeter) -> int:
-        usage = meter.usage or estimate(held, meter.delivered_bytes())
+        usage = meter.usage
+        if usage is None or not (meter.final or meter.done):  # cut before the usage was complete
+            usage = estimate(held, meter.delivered_bytes(), usage)
         cost = charge_for(held, usage)
         await self.settle(held, usage, cost)
         return cost

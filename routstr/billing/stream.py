@@ -23,7 +23,8 @@ class SseMeter:
         self.usage: Usage | None = None
         self.usage_event: dict[str, Any] | None = None  # held back, sent last with the cost in it
         self.usage_event_prefix = b""  # its lines before ``data:`` (e.g. ``event: response.completed``)
-        self.done = False
+        self.done = False  # the stream's end event arrived
+        self.final = False  # the usage-only event arrived: ``usage`` is complete, not a lower bound
         self.end_event = DONE  # the stream's last event, sent after the usage
         self._buf = b""
         self._sent: list[bytes] = []
@@ -76,6 +77,7 @@ class SseMeter:
         self.usage = self.adapter.merge_usage(self.usage, u)
         if self.adapter.is_usage_only_event(obj):
             self.usage_event = obj
+            self.final = True
             return True
         return False
 

@@ -46,7 +46,7 @@ class OneShot:
     closed: bool = False
 
     def charge(self, cost_msat: int) -> int:
-        """Sat tokens are charged whole sats (rounded down, at least one), so the change is exact."""
+        """Sat tokens are charged whole sats, rounded up (never below the price), so the change is exact."""
         return whole_unit_charge(cost_msat, UNIT_MSAT[self.unit])
 
     def headers(self) -> dict[str, str]:

@@ -28,9 +28,10 @@ def ceil_div(a: int, b: int) -> int:
 def whole_unit_charge(cost_msat: int, unit_msat: int) -> int:
     """What a request paid in eCash of ``unit_msat`` is charged, so that its change is whole units.
 
-    Rounded down (in the user's favour), except that a request that cost anything costs at least
-    one unit: a sub-unit request is not free.
+    Rounded up: a coarser unit never makes a request cheaper than its price (rounding down let a
+    request priced just under a whole sat go for up to half price). The reservation of such a request
+    is rounded up the same way, so the charge always fits in it.
     """
     if cost_msat <= 0:
         return 0
-    return max(unit_msat, cost_msat - cost_msat % unit_msat)
+    return ceil_div(cost_msat, unit_msat) * unit_msat

@@ -1,4 +1,5 @@
-"""The hot-path money statements: reserve and settle, as plain SQL over a tiny executor.
+"""The hot-path money statements: reserve and settle (and the sweep and lease renewal of their
+reservations), as plain SQL over a tiny executor.
 
 They run on every billed request, so they are written once as portable SQL with named parameters
 and executed either on a dedicated SQLite writer thread (``sqlite3``, group commit) or through
@@ -8,6 +9,7 @@ ledger row of every movement is written beside the balance change it records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from routstr.core import ledger as rules
@@ -33,6 +35,8 @@ APPLY_SETTLEMENT = (
     " WHERE id = :key_id"
 )
 EXPIRED = "SELECT request_id, key_id, amount_msat FROM reservations WHERE expires_at < :now LIMIT :limit"
+RENEW = "UPDATE reservations SET expires_at = :expires_at WHERE request_id IN ({refs})"
+RENEW_MAX = 512  # refs per statement: within SQLite's oldest limit of 999 bound variables
 RELEASE_HELD = (
     "UPDATE api_keys SET balance_msat = balance_msat + :amount, reserved_msat = reserved_msat - :amount"
     " WHERE id = :key_id"
@@ -104,7 +108,8 @@ def settle(
 
 
 def release_expired(x: Exec, now: int, limit: int = 500) -> int:
-    """Give back reservations whose request can no longer be running (crash, lost process)."""
+    """Give back reservations whose lease ran out: a running request's is renewed, so an expired one's
+    request is dead (its process crashed or was killed)."""
     released = 0
     for request_id, key_id, amount in x.rows(EXPIRED, {"now": now, "limit": limit}):
         if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
@@ -113,3 +118,19 @@ def release_expired(x: Exec, now: int, limit: int = 500) -> int:
         x.run(LEDGER_ROW, _row(key_id, rules.RELEASE, amount, request_id, None, now))
         released += 1
     return released
+
+
+def renew(x: Exec, request_ids: Sequence[str], expires_at: int) -> int:
+    """Push the expiry of these reservations to ``expires_at``: the lease of requests still running
+    (``routstr.billing.leases``), so the sweep only gives back a dead request's. One statement; the
+    IN list is padded to a power of two (repeating the last ref) so only a handful of statements are
+    ever prepared. Returns how many reservations were still there."""
+    n = len(request_ids)
+    if not n:
+        return 0
+    if n > RENEW_MAX:
+        raise ValueError(f"renew takes at most {RENEW_MAX} refs per call, got {n}")
+    size = 1 << (n - 1).bit_length()
+    params: dict[str, Any] = {f"r{i}": request_ids[min(i, n - 1)] for i in range(size)}
+    params["expires_at"] = expires_at
+    return x.run(RENEW.format(refs=", ".join(f":r{i}" for i in range(size))), params)

@@ -31,11 +31,22 @@ class UpstreamModel:
 
 
 class Catalogue:
-    def __init__(self, prices: PriceBook, btc_usd: Callable[[], Decimal], default_max_output: int) -> None:
-        """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``."""
+    def __init__(
+        self,
+        prices: PriceBook,
+        btc_usd: Callable[[], Decimal],
+        default_max_output: int,
+        image_input_tokens: int = 4096,
+    ) -> None:
+        """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``.
+
+        ``image_input_tokens`` bounds the prompt tokens one image input can make (its bytes do not:
+        a URL is a few bytes), for the reservation and the estimate.
+        """
         self.prices = prices
         self.btc_usd = btc_usd
         self.default_max_output = default_max_output
+        self.image_input_tokens = image_input_tokens
         self.models: dict[str, UpstreamModel] = {}
         self.aliases: dict[str, tuple[str, ...]] = {}
         self.disabled: frozenset[str] = frozenset()  # switched off by the operator: not sold, not listed

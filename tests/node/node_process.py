@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from routstr.billing.pipeline import WRITE_OFF
 from routstr.devtools.nutshell import free_port
 
 
@@ -60,6 +61,11 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        written_off = [line for line in self._log_text().splitlines() if WRITE_OFF in line]
+        assert not written_off, f"the node wrote costs off: {written_off}"
+
+    def _log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 async def post_dies(http: aiohttp.ClientSession, url: str, **kw: object) -> None:

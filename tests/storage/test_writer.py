@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 
 from routstr.storage import accounts, ledger_ops
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.storage.writer import SqliteWriter
-from tests.conftest import _backends, fresh_database
+from tests.storage.conftest import funded_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest_asyncio.fixture(loop_scope="session", params=_backends())
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with fresh_database(request.param, tmp_path) as url:
-        await upgrade(url)
-        d = Database(url)
-        try:
-            yield d
-        finally:
-            await d.close()
-
-
-async def funded_key(db: Database, msat: int) -> int:
-    async with db.write() as conn:
-        key_id = await accounts.create_key(conn, os.urandom(8).hex(), "sk", "http://mint", "sat")
-        await accounts.credit(conn, key_id, msat)
-    return key_id
 
 
 async def test_many_concurrent_reservations_never_overdraw(db: Database):

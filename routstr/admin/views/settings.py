@@ -12,6 +12,7 @@ from routstr.admin.views.guard import form, page
 from routstr.api.admin import create_admin_token
 from routstr.api.admin_access import token_name, token_rows
 from routstr.api.state import NODE, Node
+from routstr.billing.leases import RENEWALS_PER_TTL
 from routstr.core.errors import ApiError
 from routstr.core.passwords import password_problem
 from routstr.storage import admin_store
@@ -20,6 +21,7 @@ from routstr.storage import admin_store
 def _facts(node: Node) -> list[tuple[str, str]]:
     s = node.settings
     db = make_url(s.database_url)
+    lease_renewal_s = round(s.reservation_ttl_s / RENEWALS_PER_TTL, 1)
     limits = f"{s.rate_limit_requests_per_minute}/min, {s.rate_limit_tokens_per_hour:,} tokens/h"
     return [
         ("Name", s.name),
@@ -28,7 +30,8 @@ def _facts(node: Node) -> list[tuple[str, str]]:
         ("Database", f"{db.get_backend_name()} {db.host or ''} {db.database or ''}".strip()),
         ("Rate limits per key", f"{limits}, {s.rate_limit_concurrent} at once"),
         ("Shared counters", "Redis" if s.redis_url else "in this process"),
-        ("Reservations expire after", f"{s.reservation_ttl_s} s"),
+        ("Reservation lease", f"{s.reservation_ttl_s} s, renewed every {lease_renewal_s:g} s while its "
+         "request runs; a crashed request's is given back after it"),
         ("Dashboard sessions last", f"{s.admin_session_hours:g} h after last use"),
     ]  # fmt: skip
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts, StreamTranslator
 from routstr.billing.adapters.chat import ChatCompletions
-from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag, text_bytes
+from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag
+from routstr.billing.adapters.inputs import anthropic_inputs
+from routstr.billing.adapters.outputs import anthropic_content_bytes, anthropic_event_bytes
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 from routstr.core.usage_dialects import anthropic
@@ -28,16 +30,15 @@ class AnthropicMessages(ChatCompletions):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", details={"param": "messages"})
-        text = text_bytes(body.get("system")) + sum(
-            text_bytes(m.get("content")) for m in messages if isinstance(m, dict)
-        )
+        sent = anthropic_inputs(body)
         return RequestFacts(
             model=model,
             stream=stream_flag(body),
             prompt_bound_tokens=raw_len,
-            prompt_text_bytes=text,
+            prompt_text_bytes=sent.text_bytes,
             requested_max_output=max_tokens,
             wants_stream_usage=True,  # message_delta always carries the usage
+            images=sent.images,
         )
 
     def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -98,14 +99,10 @@ class AnthropicNative(AnthropicMessages):
         return payload.startswith(b'{"type":"message_stop"') or payload == b'{"type": "message_stop"}'
 
     def event_text_bytes(self, event: dict[str, Any]) -> int:
-        delta = event.get("delta")
-        if event.get("type") == "content_block_delta" and isinstance(delta, dict):
-            text = delta.get("text")
-            return len(text.encode()) if isinstance(text, str) else 0
-        return 0
+        return anthropic_event_bytes(event)
 
     def delivered_bytes(self, response: dict[str, Any]) -> int:
-        return text_bytes(response.get("content"))
+        return anthropic_content_bytes(response.get("content"))
 
     def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
         return obj

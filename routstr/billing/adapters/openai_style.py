@@ -16,7 +16,8 @@ class OpenAIStyle(PassThrough):
     upstream_path = ""
 
     def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
-        body["max_tokens"] = tokens
+        """The cap goes in the field the client used (reasoning models refuse ``max_tokens``)."""
+        body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = tokens
 
     def prepare_stream(self, body: dict[str, Any]) -> bool:
         return include_usage(body)

@@ -10,24 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from routstr.billing.adapter import PassThrough, RequestFacts
-from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag, text_bytes
+from routstr.billing.adapters.common import positive_int, put_cost, require_model, stream_flag
+from routstr.billing.adapters.inputs import responses_inputs
+from routstr.billing.adapters.outputs import responses_event_bytes, responses_output_bytes
 from routstr.core.errors import InvalidRequest
 from routstr.core.usage import Usage
 from routstr.core.usage_dialects import openai_responses
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-def _input_text_bytes(given: Any) -> int:
-    if isinstance(given, str):
-        return len(given.encode())
-    n = 0
-    for item in given if isinstance(given, list) else ():
-        if isinstance(item, dict):
-            n += text_bytes(item.get("content"))
-            if isinstance(item.get("output"), str):  # function call outputs
-                n += len(item["output"].encode())
-    return n
 
 
 class Responses(PassThrough):
@@ -38,15 +28,15 @@ class Responses(PassThrough):
         given = body.get("input")
         if not isinstance(given, str | list) or not given:
             raise InvalidRequest("'input' must be a string or a non-empty array", details={"param": "input"})
-        instructions = body.get("instructions")
-        text = _input_text_bytes(given) + (len(instructions.encode()) if isinstance(instructions, str) else 0)
+        sent = responses_inputs(body)
         return RequestFacts(
             model=model,
             stream=stream_flag(body),
             prompt_bound_tokens=raw_len,
-            prompt_text_bytes=text,
+            prompt_text_bytes=sent.text_bytes,
             requested_max_output=positive_int(body, "max_output_tokens"),
             wants_stream_usage=True,  # response.completed is part of every Responses stream
+            images=sent.images,
         )
 
     def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
@@ -72,16 +62,10 @@ class Responses(PassThrough):
         return event.get("type") in FINAL_EVENTS
 
     def event_text_bytes(self, event: dict[str, Any]) -> int:
-        if event.get("type") == "response.output_text.delta" and isinstance(event.get("delta"), str):
-            return len(event["delta"].encode())
-        return 0
+        return responses_event_bytes(event)
 
     def delivered_bytes(self, response: dict[str, Any]) -> int:
-        n = 0
-        for item in response.get("output") or ():
-            if isinstance(item, dict):
-                n += text_bytes(item.get("content"))
-        return n
+        return responses_output_bytes(response.get("output"))
 
     def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
         inner = obj.get("response") if obj.get("type") in FINAL_EVENTS else obj
