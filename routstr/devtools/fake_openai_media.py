@@ -1,8 +1,10 @@
 """``POST /v1/images/generations`` and ``/v1/audio/transcriptions``: priced per request, so no usage.
 
 Images answer ``https://example.invalid/img-<i>.png`` (i = 1..n) or, with ``response_format: b64_json``, a
-1x1 PNG; a transcription is ``"fake transcription of <N> bytes"`` (N = size of the uploaded ``file``).
-Failure models and ``fake_delay_ms`` work as elsewhere (for audio as multipart form fields).
+1x1 PNG; a transcription is ``"fake transcription of <N> bytes"`` (N = size of the uploaded ``file``), its
+``verbose_json`` ``duration`` the file's, read as the node reads it; a file that is not readable audio is
+refused (400) as OpenAI does. Failure models and ``fake_delay_ms`` work as elsewhere (for audio as
+multipart form fields).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from routstr.core.audio_length import audio_seconds
 from routstr.devtools.fake_http import (
     STATE,
     check_bearer,
@@ -30,6 +33,7 @@ from routstr.devtools.fake_llm import ApiError, model_not_found
 
 MAX_IMAGES = 10
 IMAGE_URL = "https://example.invalid/img-{}.png"
+AUDIO_FORMATS = "['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']"
 
 
 def _png_1x1() -> bytes:
@@ -87,6 +91,7 @@ async def audio_transcriptions(request: web.Request) -> web.StreamResponse:
         return denied
     fields: dict[str, Any] = {}
     size = -1
+    seconds: float | None = None
     if request.content_type.startswith("multipart/"):
         form = await request.post()
         for key, value in form.items():
@@ -95,6 +100,7 @@ async def audio_transcriptions(request: web.Request) -> web.StreamResponse:
                 fields[key] = {"filename": value.filename, "bytes": len(data)}
                 if key == "file":
                     size = len(data)
+                    seconds = audio_seconds(data, value.filename, value.content_type)
             else:
                 fields[key] = value
     note_body(state, fields)  # last_body: the form fields, with the file as {"filename", "bytes"}
@@ -108,10 +114,13 @@ async def audio_transcriptions(request: web.Request) -> web.StreamResponse:
     plan = plan_for(fields, model)
     if (failed := await fail_or_wait(request, plan, state.timeout_s, openai_error)) is not None:
         return failed
+    if seconds is None:
+        msg = f"Invalid file format. Supported formats: {AUDIO_FORMATS}"
+        return openai_error(ApiError(400, msg, param="file", code="invalid_value"))
     text = f"fake transcription of {size} bytes"
     fmt = fields.get("response_format", "json")
     if fmt in ("text", "srt", "vtt"):
         return web.Response(text=text, content_type="text/plain")
     if fmt == "verbose_json":
-        return json_response({"task": "transcribe", "language": "english", "duration": 0.0, "text": text})
+        return json_response({"task": "transcribe", "language": "english", "duration": seconds, "text": text})
     return json_response({"text": text})

@@ -11,7 +11,11 @@ import orjson
 import pytest
 from openai import AsyncOpenAI
 
+from routstr.devtools.audio_files import wav_silence
+
 from .conftest import Upstream
+
+WAV = wav_silence(1.5)  # 12,044 bytes
 
 
 def client(up: Upstream) -> AsyncOpenAI:
@@ -44,24 +48,36 @@ async def test_images_validation(upstream: Upstream) -> None:
 
 
 async def test_transcription(upstream: Upstream) -> None:
-    resp = await client(upstream).audio.transcriptions.create(model="whisper-1", file=("a.wav", b"x" * 1234))
-    assert resp.text == "fake transcription of 1234 bytes"
+    resp = await client(upstream).audio.transcriptions.create(model="whisper-1", file=("a.wav", WAV))
+    assert resp.text == f"fake transcription of {len(WAV)} bytes"
     assert upstream.state.by_path == {"/v1/audio/transcriptions": 1} and upstream.state.by_model == {
         "whisper-1": 1
     }
-    assert upstream.state.last_body == {"model": "whisper-1", "file": {"filename": "a.wav", "bytes": 1234}}
+    assert upstream.state.last_body == {
+        "model": "whisper-1",
+        "file": {"filename": "a.wav", "bytes": len(WAV)},
+    }
     assert upstream.state.last_headers["Content-Type"].startswith("multipart/form-data")
 
 
-async def test_transcription_text_format(upstream: Upstream) -> None:
-    text = await client(upstream).audio.transcriptions.create(
-        model="whisper-1", file=("a.mp3", b"abc"), response_format="text"
+async def test_transcription_text_and_verbose_formats(upstream: Upstream) -> None:
+    c = client(upstream)
+    text = await c.audio.transcriptions.create(model="whisper-1", file=("a.wav", WAV), response_format="text")
+    assert text.strip() == f"fake transcription of {len(WAV)} bytes"
+    verbose = await c.audio.transcriptions.create(
+        model="whisper-1", file=("a.wav", WAV), response_format="verbose_json"
     )
-    assert text.strip() == "fake transcription of 3 bytes"
+    assert verbose.duration == 1.5  # read from the file, as the node reads it
+
+
+async def test_transcription_refuses_what_is_not_audio(upstream: Upstream) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        await client(upstream).audio.transcriptions.create(model="whisper-1", file=("a.mp3", b"abc"))
+    assert e.value.code == "invalid_value" and "Invalid file format" in e.value.message
 
 
 async def test_transcription_checks_and_failures(upstream: Upstream) -> None:
-    async def send(fields: dict[str, str], file: bytes | None = b"abc") -> tuple[int, bytes]:
+    async def send(fields: dict[str, str], file: bytes | None = WAV) -> tuple[int, bytes]:
         form = aiohttp.FormData()
         for k, v in fields.items():
             form.add_field(k, v)
@@ -84,4 +100,4 @@ async def test_transcription_checks_and_failures(upstream: Upstream) -> None:
     status, _ = await send({"model": "whisper-1", "fake_delay_ms": "120"})
     assert status == 200 and time.monotonic() - t0 >= 0.11
     with pytest.raises(openai.APIConnectionError):
-        await client(upstream).audio.transcriptions.create(model="fail-connection-drop", file=("a.wav", b"x"))
+        await client(upstream).audio.transcriptions.create(model="fail-connection-drop", file=("a.wav", WAV))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import aiohttp
+import openai
 import pytest
 from openai import AsyncOpenAI
 
 from routstr.api.state import NODE
 from routstr.core.usage import Usage
+from routstr.devtools.audio_files import wav_silence
 from routstr.devtools.fake_llm_openai import (
     expected_completion_usage,
     expected_embedding_usage,
@@ -121,12 +123,53 @@ async def test_images_are_priced_per_image_and_unpriced_models_refused(
     assert (await node.key_row(key_id)).balance_msat == 20_000
 
 
-async def test_audio_transcription_upload_is_priced_per_request(
+async def test_audio_transcription_upload_reaches_the_upstream_whole(
     node: NodeHandle, wallet: TestWallet, mint_url: str
 ):
     client, key_id = await client_for(node, wallet, mint_url, 10)
-    audio = b"RIFF" + bytes(2048)
+    audio = wav_silence(2)
     r = await client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", audio, "audio/wav"))
     assert r.text == f"fake transcription of {len(audio)} bytes"  # the upload reached the upstream whole
     row = await node.assert_books_balance(key_id)
-    assert row.balance_msat == 10_000 - 3_000  # request_sats = 3
+    assert row.balance_msat == 10_000 - 3_000  # request_sats = 3: the price of a started minute
+
+
+async def test_audio_transcription_is_priced_per_started_minute(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
+    """61 seconds are two started minutes: reserved and charged as 2 units (needs the relay to charge
+    ``units_as_reserved`` adapters the units reserved, since the upstream's answer says no duration)."""
+    client, key_id = await client_for(node, wallet, mint_url, 10)
+    minute_and_a_second = wav_silence(61)
+    r = await client.audio.transcriptions.create(
+        model="whisper-1", file=("talk.wav", minute_and_a_second, "audio/wav"), response_format="verbose_json"
+    )
+    assert r.duration == 61.0  # what the upstream heard
+    row = await node.assert_books_balance(key_id)
+    assert row.balance_msat == 10_000 - 2 * 3_000
+    assert (await node.ledger_sums(key_id))["charge"] == 6_000
+    # 4 sats left: 59 seconds (one minute, 3 sats) fit, 61 seconds (6 sats) cannot be reserved
+    before = node.upstream.state.requests_total
+    with pytest.raises(openai.APIStatusError) as e:
+        await client.audio.transcriptions.create(model="whisper-1", file=("talk.wav", minute_and_a_second))
+    assert e.value.status_code == 402 and node.upstream.state.requests_total == before
+    await client.audio.transcriptions.create(model="whisper-1", file=("short.wav", wav_silence(59)))
+    assert (await node.assert_books_balance(key_id)).balance_msat == 1_000
+
+
+async def test_audio_transcription_refuses_a_file_it_cannot_time(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
+    client, key_id = await client_for(node, wallet, mint_url, 10)
+    before = node.upstream.state.requests_total
+    for name, data in [
+        ("clip.wav", b"RIFF" + bytes(2048)),
+        ("clip.mp3", b"not audio at all"),
+        ("x.webm", b""),
+    ]:
+        with pytest.raises(openai.BadRequestError) as e:
+            await client.audio.transcriptions.create(model="whisper-1", file=(name, data))
+        assert e.value.code == "unreadable_audio"
+        assert e.value.body["details"] == {"param": "file"}  # type: ignore[index]
+    assert node.upstream.state.requests_total == before
+    assert (await node.assert_books_balance(key_id)).balance_msat == 10_000
