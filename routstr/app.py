@@ -31,7 +31,7 @@ from routstr.api import (
 )
 from routstr.api import webhooks as webhook_routes
 from routstr.api.admin_catalogue import MANAGED
-from routstr.api.middleware import request_context
+from routstr.api.middleware import envelope_parse_errors, request_context
 from routstr.api.state import NODE, Node
 from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
@@ -54,6 +54,7 @@ from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
 from routstr.wallet.redeem import Redeemer
+from routstr.wallet.redeem_gate import RedeemGate
 from routstr.wallet.refund import Refunder
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,17 @@ async def build_node(
     foreign = None
     if settings.foreign_mint_max_sats > 0:
         daily = settings.foreign_mint_daily_sats or 10 * settings.foreign_mint_max_sats
-        foreign = ForeignMintPolicy(settings.foreign_mint_max_sats, daily, settings.foreign_mint_allow_http)
+        foreign = ForeignMintPolicy(
+            settings.foreign_mint_max_sats,
+            daily,
+            settings.foreign_mint_allow_http,
+            settings.foreign_mint_allow_private,
+        )
     exposure = settings.mint_max_exposure_sats * 1000
     mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s, exposure, foreign)
-    redeemer = Redeemer(db, mints, secret)
+    # one limiter for keys, X-Cashu and redemptions: in memory, or shared by the fleet through Redis
+    limiter = make_limiter(settings.redis_url or None, settings.redis_prefix)
+    redeemer = Redeemer(db, mints, secret, RedeemGate(limiter, settings.redeem_limit_per_address))
     auth = Authenticator(db, mints, redeemer, secret)
     rates = BtcUsdFeed(
         settings.btc_usd_sources,
@@ -111,7 +119,7 @@ async def build_node(
         xcashu,
         settings.aliases,
         settings.missing_key_status,
-        make_limiter(settings.redis_url or None, settings.redis_prefix),
+        limiter,
         LimitPolicy(
             Limits(
                 settings.rate_limit_requests_per_minute,
@@ -124,9 +132,10 @@ async def build_node(
             Limits(settings.xcashu_limit_per_address, 0, 0),
             Limits(settings.xcashu_limit_total, 0, 0),
         ),
+        settings.trusted_proxies,
     )
     invoices = Invoices(db, mints, secret)
-    payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
+    payouts = Payouts(db, mints, session, settings.lnurl_allow_http, settings.lnurl_allow_private)
     return Node(
         settings,
         db,
@@ -176,6 +185,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context],
         handler_args={"max_field_size": MAX_HEADER_BYTES, "max_line_size": MAX_HEADER_BYTES},
     )
+    envelope_parse_errors(app)  # past those limits too, the answer is the spec's envelope
     app[METRICS] = NodeMetrics()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -177,7 +177,9 @@ def _withdraw(args: argparse.Namespace) -> int:
                 mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
                 mint = canonical_mint_url(args.mint) if args.mint else mints.primary
                 if args.to:
-                    payouts = Payouts(db, mints, session, settings.lnurl_allow_http)
+                    payouts = Payouts(
+                        db, mints, session, settings.lnurl_allow_http, settings.lnurl_allow_private
+                    )
                     p = await withdraw_lightning(db, payouts, mint, args.to, args.amount)
                     return {
                         "state": p.state,

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +20,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from routstr.core.pricing import PriceBook
+from routstr.net.outbound import private_hosts
 from routstr.rates.sources import DEFAULT_SOURCES, Source, sources_from_env
 from routstr.upstream.spec import ProviderSpec
 
@@ -70,11 +72,14 @@ class Settings:
     upstream_read_timeout_s: float = 300.0  # the longest silence between two chunks
     upstream_total_timeout_s: float = 1800.0  # the longest a whole answer (a stream included) may take
     mint_timeout_s: float = 20.0
+    mint_health_s: float = 30.0  # how often every mint is asked for its keysets (a down one fails fast)
     mint_max_exposure_sats: int = 0  # the most eCash of one mint the node takes in (0: no limit)
     foreign_mint_max_sats: int = 0  # > 0: convert tokens of other mints up to this (melt there, mint here)
     foreign_mint_daily_sats: int = 0  # all conversions in 24 h (0: ten tokens' worth)
     foreign_mint_allow_http: bool = False
+    foreign_mint_allow_private: tuple[str, ...] = ()  # hosts (or "*") a token's mint may be private at
     lnurl_allow_http: bool = False  # Lightning addresses / LNURLs on plain http (local tests only)
+    lnurl_allow_private: tuple[str, ...] = ()  # hosts (or "*") a Lightning address may be private at
     invoice_watch_s: float = 5.0
     webhook_check_s: float = 5.0  # how often balance.low (and expired empty keys) are looked for
     webhook_deliver_s: float = 2.0  # how often due webhook deliveries are sent
@@ -92,6 +97,8 @@ class Settings:
     # per-key limits never bind): per client address, and for the whole node (fleet-wide with Redis)
     xcashu_limit_per_address: int = 120
     xcashu_limit_total: int = 3000
+    # refused token redemptions a minute per client address (routstr.wallet.redeem_gate); 0: off
+    redeem_limit_per_address: int = 60
     db_pool_size: int = 10  # PostgreSQL connections per process (3x that at most: bursts, hot path)
     redis_url: str = ""  # set: rate-limit counters shared by a fleet through Redis
     redis_prefix: str = "routstr:rl"  # namespace of those counters (one per fleet)
@@ -101,6 +108,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or json: one object per line
     log_client_ips: bool = False  # add the client's address to a request's log lines
+    # reverse proxies whose X-Forwarded-For names the client (routstr.api.client_address)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     metrics_host: str = "127.0.0.1"  # /metrics without a token here, when metrics_port is set
     metrics_port: int | None = None
 
@@ -227,6 +236,13 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
 
 
+def _networks(env: Mapping[str, str], var: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(x, strict=False) for x in _list(env.get(var)))
+    except ValueError:
+        raise ConfigError(f"{var}={env.get(var)!r} must be a comma list of IP addresses or CIDRs") from None
+
+
 def _bool(env: Mapping[str, str], var: str) -> bool:
     raw = env.get(var, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -234,6 +250,14 @@ def _bool(env: Mapping[str, str], var: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{var}={raw!r} must be true or false")
+
+
+def _private_hosts(env: Mapping[str, str], var: str) -> tuple[str, ...]:
+    """Private destinations a user-chosen URL may reach: none, any (true), or the hosts listed."""
+    try:
+        return private_hosts(env.get(var, ""))
+    except ValueError as e:
+        raise ConfigError(f"{var}: {e}; or set it to true (any host) or false") from None
 
 
 def _webhook_retry(env: Mapping[str, str]) -> tuple[float, float]:
@@ -357,6 +381,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
         image_input_tokens=_int(env, "IMAGE_INPUT_TOKENS", 4096, minimum=1),
+        mint_health_s=_float(env, "MINT_HEALTH_SECONDS", 30.0),
         reservation_ttl_s=_reservation_ttl(env),
         provider_failures_to_open=_int(env, "PROVIDER_FAILURES_TO_OPEN", 3, minimum=1),
         provider_cooldown_s=_int(env, "PROVIDER_COOLDOWN_SECONDS", 30, minimum=1),
@@ -370,6 +395,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         foreign_mint_max_sats=_int(env, "FOREIGN_MINT_MAX_SATS", 0),
         foreign_mint_daily_sats=_int(env, "FOREIGN_MINT_DAILY_SATS", 0),
         foreign_mint_allow_http=_bool(env, "FOREIGN_MINT_ALLOW_HTTP"),
+        foreign_mint_allow_private=_private_hosts(env, "FOREIGN_MINT_ALLOW_PRIVATE"),
         invoice_watch_s=_float(env, "INVOICE_WATCH_SECONDS", 5.0),
         webhook_check_s=_float(env, "WEBHOOK_CHECK_SECONDS", 5.0),
         webhook_deliver_s=_float(env, "WEBHOOK_DELIVER_SECONDS", 2.0),
@@ -381,11 +407,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
         webhook_allow_http=_bool(env, "WEBHOOK_ALLOW_HTTP"),
         lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),
+        lnurl_allow_private=_private_hosts(env, "LNURL_ALLOW_PRIVATE"),
         rate_limit_requests_per_minute=_int(env, "RATE_LIMIT_REQUESTS_PER_MINUTE", 1000),
         rate_limit_tokens_per_hour=_int(env, "RATE_LIMIT_TOKENS_PER_HOUR", 1_000_000),
         rate_limit_concurrent=_int(env, "RATE_LIMIT_CONCURRENT", 10),
         xcashu_limit_per_address=_int(env, "XCASHU_LIMIT_PER_ADDRESS", 120),
         xcashu_limit_total=_int(env, "XCASHU_LIMIT_TOTAL", 3000),
+        redeem_limit_per_address=_int(env, "REDEEM_LIMIT_PER_ADDRESS", 60),
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
         redis_url=env.get("REDIS_URL", "").strip(),
         redis_prefix=env.get("REDIS_PREFIX", "routstr:rl").strip() or "routstr:rl",
@@ -394,6 +422,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         log_level=level,
         log_format=_log_format(env),
         log_client_ips=_bool(env, "LOG_CLIENT_IPS"),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
         metrics_port=_metrics_port(env),
     )

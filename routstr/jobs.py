@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
 RECOVER_EVERY_S = 60.0
-MINT_HEALTH_EVERY_S = 30.0
 EXPIRY_EVERY_S = 30.0
 PAYOUT_EVERY_S = 60.0
 LIMITS_EVERY_S = 30.0
@@ -141,7 +140,7 @@ def start_jobs(
     tasks.append(asyncio.create_task(every(LIMITS_EVERY_S, "rate-limit overrides", refresh_limits)))
     # per process, not leased: each process renews the reservations of its own running requests
     tasks.append(asyncio.create_task(LeaseRenewer(node.pipeline).run()))
-    tasks.append(asyncio.create_task(every(MINT_HEALTH_EVERY_S, "mint health", node.mints.check_health)))
+    tasks.append(asyncio.create_task(every(settings.mint_health_s, "mint health", node.mints.check_health)))
     tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
     if managed is not None:  # providers and model settings changed by another process of the fleet
         sync = managed.sync

@@ -6,8 +6,11 @@
   database keeps only its HMAC, so a fleet shares sessions and a leaked table logs nobody in.
 * Every form that changes something carries a CSRF token derived from the cookie (HMAC, nothing
   stored), and a cross-site ``Origin`` is refused outright.
-* Login attempts are counted per client address and in total, through the node's rate limiter
-  (in memory, or fleet-wide with Redis).
+* Logins back off per client address (``TRUSTED_PROXIES`` decides whether ``X-Forwarded-For``
+  names it): five attempts at once, then 1 s, 2 s, 4 s … at most 5 minutes between attempts, until a
+  success. Never a lockout, and never a wait for another address: no count is shared by everyone, so
+  nobody else's failures can keep the operator out. The records sit beside the rate limiter's
+  counters (in memory, or fleet-wide in Redis).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from aiohttp import web
 
 from routstr.api.state import NODE, Node
 from routstr.core.passwords import hash_password, verify_password
-from routstr.limits import Limits
-from routstr.limits.by_address import LOGIN_SPACE, admit
+from routstr.limits.backoff import Backoff, BackoffPolicy
+from routstr.limits.by_address import address_group, backoff_for
+from routstr.net.client_address import client_address
 from routstr.storage import admin_sessions, admin_store
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
@@ -32,8 +36,7 @@ from routstr.storage.db import Database
 log = logging.getLogger(__name__)
 
 COOKIE = "routstr_admin"
-LOGIN_LIMIT_PER_ADDRESS = Limits(requests_per_minute=10, tokens_per_hour=0, concurrent=0)
-LOGIN_LIMIT_TOTAL = Limits(requests_per_minute=60, tokens_per_hour=0, concurrent=0)
+LOGIN_BACKOFF = BackoffPolicy(free=5, base_s=1.0, max_s=300.0, forget_s=3600.0)
 
 
 def _hmac(secret: bytes, label: str, value: str) -> str:
@@ -74,13 +77,24 @@ async def check_password(node: Node, password: str) -> bool:
     return await asyncio.to_thread(verify_password, password, stored)
 
 
+def _login_backoff(request: web.Request) -> tuple[Backoff, str]:
+    node = request.app[NODE]
+    who = address_group(client_address(request, node.settings.trusted_proxies))
+    return backoff_for(node.pipeline.limiter, "login", LOGIN_BACKOFF), who
+
+
 async def login_allowed(request: web.Request) -> int | None:
-    """None if another attempt may be made now, else the seconds to wait."""
-    limiter = request.app[NODE].pipeline.limiter
-    refused = await admit(limiter, request.remote, LOGIN_SPACE, LOGIN_LIMIT_PER_ADDRESS, LOGIN_LIMIT_TOTAL)
-    if refused is None:
-        return None
-    return max(1, int(refused.error().headers.get("Retry-After", "60")))
+    """None if this attempt may check the password now (it counts as a failure until
+    :func:`login_succeeded`), else the seconds its client address must wait."""
+    backoff, who = _login_backoff(request)
+    wait = await backoff.attempt(who)
+    return wait or None
+
+
+async def login_succeeded(request: web.Request) -> None:
+    """The right password: the client's address starts afresh."""
+    backoff, who = _login_backoff(request)
+    await backoff.forget(who)
 
 
 def _ttl_ms(node: Node) -> int:

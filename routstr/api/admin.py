@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
-from routstr.core.errors import AuthenticationFailed, InvalidRequest
+from routstr.core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from routstr.limits import LimitPolicy, Limits
 from routstr.storage import admin_store, limit_overrides
 from routstr.storage.books import books
@@ -27,6 +27,27 @@ from routstr.wallet.withdraw import withdraw
 from routstr.wallet.withdraw_lightning import withdraw_lightning
 
 TOKEN_PREFIX = "rta-"
+MAX_ID = 2**63 - 1  # row ids are BIGINT: a larger number overflows the driver, not a lookup
+MAX_LIMIT = 2**31 - 1  # a rate limit past this is no limit; bounded so it stays a plain int everywhere
+
+
+def parse_id(raw: str) -> int | None:
+    """A row id: ASCII digits, 1 to ``MAX_ID``; None for anything else (``str.isdigit`` also takes
+    other scripts' digits and superscripts, which ``int`` reads differently or not at all)."""
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """The id in the URL's ``{name}``, or 404: no row has an id that is not one."""
+    raw = request.match_info[name]
+    value = parse_id(raw)
+    if value is None:
+        raise NotFound(f"No {what} with id {raw[:40]!r}")
+    return value
 
 
 def new_admin_token() -> str:
@@ -110,8 +131,10 @@ async def post_withdraw(request: web.Request) -> web.Response:
 
 def _limit_field(body: dict[str, Any], name: str, default: int) -> int:
     v = body.get(name, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise InvalidRequest(f"'{name}' must be a whole number, 0 for no limit", details={"param": name})
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_LIMIT:
+        raise InvalidRequest(
+            f"'{name}' must be a whole number up to {MAX_LIMIT}, 0 for no limit", details={"param": name}
+        )
     return v
 
 
@@ -119,7 +142,7 @@ async def put_key_limits(request: web.Request) -> web.Response:
     """``{requests_per_minute, tokens_per_hour, concurrent}`` for one key (0: no limit); the whole
     fleet applies it within 30 s, this process at once. DELETE goes back to the defaults."""
     node = await require_admin(request)
-    key_id = int(request.match_info["key_id"])
+    key_id = path_id(request, "key_id", "key")
     default = node.pipeline.limits.default
     limits = None
     if request.method == "PUT":

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from routstr.admin.session import change_password, check_password, password_is_set
-from routstr.api.admin import create_admin_token, require_admin
+from routstr.api.admin import create_admin_token, path_id, require_admin
 from routstr.api.info import json_response
 from routstr.billing.body import read_json_body
 from routstr.core.errors import Forbidden, InvalidRequest, NotFound
@@ -49,7 +49,7 @@ async def post_token(request: web.Request) -> web.Response:
 async def delete_token(request: web.Request) -> web.Response:
     """Revoke a token at once, for every process (each request looks its hash up)."""
     node = await require_admin(request)
-    token_id = int(request.match_info["token_id"])
+    token_id = path_id(request, "token_id", "admin token")
     async with node.db.write() as conn:
         if not await admin_store.revoke(conn, token_id):
             raise NotFound(f"No live admin token with id {token_id}")

@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.api import catalogue_forms as forms
-from routstr.api.admin import require_admin
+from routstr.api.admin import parse_id, require_admin
 from routstr.api.info import json_response
 from routstr.api.state import Node
 from routstr.billing.body import read_json_body
@@ -157,9 +157,10 @@ def _provider_id(managed: ManagedCatalogue, raw: str) -> int:
             f"Provider {raw!r} comes from the environment or PROVIDERS_FILE: change it there",
             code="provider_read_only",
         )
-    if not raw.isdigit():
-        raise NotFound(f"No provider with id {raw!r}")
-    return int(raw)
+    provider_id = parse_id(raw)
+    if provider_id is None:
+        raise NotFound(f"No provider with id {raw[:40]!r}")
+    return provider_id
 
 
 async def edit_provider(

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from routstr.api.admin import require_admin
+from routstr.api.admin import MAX_ID, parse_id, path_id, require_admin
 from routstr.api.info import json_response
 from routstr.api.state import Node
 from routstr.cashu.errors import TokenError
@@ -51,14 +51,15 @@ async def search_keys(
     q = q.strip()
     if not q:
         return await queries.list_keys(conn, limit, before)
-    if q.isdigit():
-        return await queries.keys_by_id(conn, int(q))
+    if q.isascii() and q.isdigit():
+        key_id = parse_id(q)
+        return [] if key_id is None else await queries.keys_by_id(conn, key_id)  # past int64: nobody's
     return await queries.keys_by_hash(conn, search_hashes(secret, q), limit)
 
 
 async def key_detail(conn: AsyncConnection, key_id: int, rows: int = 50) -> dict[str, Any]:
     """One key and its latest ledger rows (404 if there is no such key)."""
-    found = await queries.keys_by_id(conn, key_id)
+    found = await queries.keys_by_id(conn, key_id) if 0 < key_id <= MAX_ID else []
     if not found:
         raise NotFound(f"No key with id {key_id}")
     ledger = await queries.key_ledger(conn, key_id, rows)
@@ -107,13 +108,15 @@ async def mints_view(node: Node) -> list[dict[str, Any]]:
 def _int_param(
     request: web.Request, name: str, default: int | None, lo: int = 1, hi: int | None = None
 ) -> int | None:
+    """A whole-number query parameter from ``lo`` to ``hi`` (an id's range unless given), else 400."""
     raw = request.query.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < lo or (hi is not None and int(raw) > hi):
-        bounds = f"from {lo}" + (f" to {hi}" if hi is not None else "")
-        raise InvalidRequest(f"'{name}' must be a whole number {bounds}", details={"param": name})
-    return int(raw)
+    hi = MAX_ID if hi is None else hi
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else None
+    if value is None or not lo <= value <= hi:
+        raise InvalidRequest(f"'{name}' must be a whole number from {lo} to {hi}", details={"param": name})
+    return value
 
 
 def _page(request: web.Request) -> tuple[int, int | None]:
@@ -138,7 +141,7 @@ async def get_key(request: web.Request) -> web.Response:
     node = await require_admin(request)
     rows = _int_param(request, "ledger", 50, 1, MAX_PAGE)
     assert rows is not None
-    return json_response(await key_with_ledger(node, int(request.match_info["key_id"]), rows))
+    return json_response(await key_with_ledger(node, path_id(request, "key_id", "key"), rows))
 
 
 async def get_requests(request: web.Request) -> web.Response:

@@ -15,8 +15,14 @@ from routstr.billing.body import read_json_body
 from routstr.billing.xcashu import xcashu_value
 from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.keys import SK_PREFIX, key_hash
+from routstr.net.client_address import client_address
 from routstr.storage import accounts
 from routstr.wallet.redeem import Target, parse_token, token_identity
+
+
+def _client(request: web.Request) -> str | None:
+    """The client's address (through a trusted proxy's X-Forwarded-For), for per-address limits."""
+    return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
 def _balance(key: accounts.KeyRow) -> dict[str, Any]:
@@ -32,7 +38,7 @@ def _balance(key: accounts.KeyRow) -> dict[str, Any]:
 
 
 async def _key(node: Node, request: web.Request) -> accounts.KeyRow:
-    key_id = await node.auth.key_id(node.auth.require_bearer(request.headers))
+    key_id = await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
     async with node.db.read() as conn:
         key = await accounts.key_by_id(conn, key_id)
     if key is None:
@@ -52,27 +58,44 @@ async def _token_from(request: web.Request, node: Node) -> str:
     return token.strip()
 
 
-async def _remember_terms(node: Node, request: web.Request, key_id: int) -> None:
-    """``Refund-LNURL`` and ``Key-Expiry-Time`` (unix seconds) on a balance request are kept on the
-    key: at expiry what is left is paid to that address."""
+# Key-Expiry-Time: unix seconds up to 9999-12-31 (a past time expires the key at once); later is
+# milliseconds by mistake or garbage, and past int64 once in ms
+EXPIRY_MAX_S = 253_402_300_799
+Terms = tuple[str | None, int | None]  # the refund address, the expiry in unix ms
+
+
+def _payout_terms(request: web.Request) -> Terms:
+    """``Refund-LNURL`` and ``Key-Expiry-Time`` as sent, read (and refused: 400) before anything
+    is redeemed, so a bad header never costs a token."""
     address = request.headers.get("Refund-LNURL", "").strip() or None
     raw_expiry = request.headers.get("Key-Expiry-Time", "").strip()
     expires_ms = None
     if raw_expiry:
-        if not raw_expiry.isdigit():
+        # ASCII digits only: str.isdigit() also takes other scripts' digits (int() reads them) and
+        # superscripts (it does not)
+        ok = raw_expiry.isascii() and raw_expiry.isdigit() and len(raw_expiry) <= 12
+        if not ok or int(raw_expiry) > EXPIRY_MAX_S:
             raise InvalidRequest(
-                "Key-Expiry-Time must be a unix time in seconds", details={"param": "Key-Expiry-Time"}
+                f"Key-Expiry-Time must be a unix time in seconds (digits 0-9, at most {EXPIRY_MAX_S})",
+                details={"param": "Key-Expiry-Time"},
             )
         expires_ms = int(raw_expiry) * 1000
-    if address or expires_ms:
+    return address, expires_ms
+
+
+async def _remember_terms(node: Node, terms: Terms, key_id: int) -> None:
+    """Keep the terms on the key: at expiry what is left is paid to that address."""
+    address, expires_ms = terms
+    if address or expires_ms is not None:
         async with node.db.write() as conn:
             await accounts.set_payout_terms(conn, key_id, address, expires_ms)
 
 
 async def balance_info(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    terms = _payout_terms(request)
     key = await _key(node, request)
-    await _remember_terms(node, request, key.id)
+    await _remember_terms(node, terms, key.id)
     return json_response(_balance(key))
 
 
@@ -84,11 +107,13 @@ def derived_sk_key(secret: bytes, token_id: str) -> str:
 
 async def create(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    terms = _payout_terms(request)
     token = parse_token(await _token_from(request, node), node.mints)
     sk = derived_sk_key(node.auth.secret, token_identity(node.auth.secret, token))
     target = Target(new_key_hash=key_hash(node.auth.secret, sk), new_key_kind="sk")
-    redeemed = await node.redeemer.redeem(token, target)
-    await _remember_terms(node, request, redeemed.key_id)
+    async with node.redeemer.gate.attempt(_client(request)):  # a refused token counts: 429 past the limit
+        redeemed = await node.redeemer.redeem(token, target)
+    await _remember_terms(node, terms, redeemed.key_id)
     async with node.db.read() as conn:
         key = await accounts.key_by_id(conn, redeemed.key_id)
     assert key is not None
@@ -97,6 +122,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def topup(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    terms = _payout_terms(request)
     key = await _key(node, request)
     token = parse_token(await _token_from(request, node), node.mints)
     if key.mint_url and (node.mints.home_of(token.mint) != key.mint_url or token.unit != key.unit):
@@ -105,8 +131,9 @@ async def topup(request: web.Request) -> web.Response:
             "top it up with a token of that mint and unit",
             details={"mint": key.mint_url, "unit": key.unit},
         )
-    redeemed = await node.redeemer.redeem(token, Target(key_id=key.id))
-    await _remember_terms(node, request, key.id)
+    async with node.redeemer.gate.attempt(_client(request)):
+        redeemed = await node.redeemer.redeem(token, Target(key_id=key.id))
+    await _remember_terms(node, terms, key.id)
     if not redeemed.fresh:
         raise InvalidRequest("This Cashu token has already been redeemed", code="token_already_spent")
     async with node.db.read() as conn:

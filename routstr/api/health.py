@@ -2,8 +2,9 @@
 
 ``/health``: the process answers. ``/ready``: it can take paid requests: the database answers now,
 at least one mint and one provider are usable (from the mint health check every 30 s and the last
-model-list fetch and circuit breaker of each provider; nothing is probed per call, so a balancer
-polling every second costs the mints and providers nothing).
+model-list fetch and connection breaker of each provider: a model that fails cools down alone and
+does not make its provider unusable; nothing is probed per call, so a balancer polling every second
+costs the mints and providers nothing).
 """
 
 from __future__ import annotations

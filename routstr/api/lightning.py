@@ -9,10 +9,16 @@ from aiohttp import web
 from routstr.api.info import json_response
 from routstr.api.state import NODE
 from routstr.billing.body import read_json_body
+from routstr.net.client_address import client_address
 from routstr.storage import invoice_store
 from routstr.wallet.lightning_in import InvoiceStatus
 
 _STATE = {invoice_store.PENDING: "pending", invoice_store.SETTLED: "paid", invoice_store.EXPIRED: "expired"}
+
+
+def _client(request: web.Request) -> str | None:
+    """The client's address (through a trusted proxy's X-Forwarded-For), for per-address limits."""
+    return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
 async def create_invoice(request: web.Request) -> web.Response:
@@ -26,7 +32,7 @@ async def create_invoice(request: web.Request) -> web.Response:
     purpose = body.get("purpose", "create")
     key_id = None
     if purpose == "topup":
-        key_id = await node.auth.key_id(node.auth.require_bearer(request.headers))
+        key_id = await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
     if not isinstance(amount, int) or isinstance(amount, bool):
         amount = -1  # refused with the range in the message
     inv = await node.invoices.create(amount, str(purpose), key_id)

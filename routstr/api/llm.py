@@ -19,6 +19,7 @@ from routstr.billing.adapters.messages import AnthropicMessages
 from routstr.billing.adapters.responses import Responses
 from routstr.billing.body import read_json_body
 from routstr.core.usage import estimate_tokens
+from routstr.net.client_address import client_address
 
 ROUTES: dict[str, EndpointAdapter] = {
     "/v1/chat/completions": ChatCompletions(),
@@ -31,6 +32,11 @@ ROUTES: dict[str, EndpointAdapter] = {
     # Claude Code appends /v1/messages to ANTHROPIC_BASE_URL, which users set to <node>/v1
     "/v1/v1/messages": _MESSAGES,
 }
+
+
+def _client(request: web.Request) -> str | None:
+    """The client's address (through a trusted proxy's X-Forwarded-For), for per-address limits."""
+    return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
 def _handler(adapter: EndpointAdapter) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -46,7 +52,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     """Anthropic's token counter, answered by the node (the upstream may have none): the documented
     estimate of the request's text, free of charge."""
     node = request.app[NODE]
-    await node.auth.key_id(node.auth.require_bearer(request.headers))
+    await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
     raw, body = await read_json_body(request, node.settings.max_body_bytes)
     facts = _MESSAGES.inspect({"max_tokens": 1, **body}, len(raw))
     return json_response({"input_tokens": estimate_tokens(facts.prompt_text_bytes)})

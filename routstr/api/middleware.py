@@ -1,6 +1,8 @@
 """Cross-cutting HTTP behaviour: request ids, the error envelope, gzip.
 
-Each is a thin aiohttp middleware or signal; none of them knows about money.
+Each is a thin aiohttp middleware or signal; none of them knows about money. A request aiohttp
+cannot parse (a header or the request line past its size limit, too many headers, bytes that are not
+HTTP) never reaches a middleware: :func:`envelope_parse_errors` gives its 400 the envelope too.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -18,6 +21,12 @@ from routstr.logs import CLIENT_IP, client_ips
 from routstr.logs import REQUEST_ID as LOG_REQUEST_ID
 from routstr.metrics.counters import METRICS, route_name
 from routstr.metrics.trace import TRACE, Trace
+
+_UNPARSED: object | None  # the message aiohttp makes up for a request it could not parse
+try:
+    from aiohttp.web_protocol import ERROR as _UNPARSED
+except ImportError:  # pragma: no cover - another aiohttp: its plain-text 400 stays
+    _UNPARSED = None
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     if client_ips():
         CLIENT_IP.set(request.remote)
     try:
+        _check_headers(request)
         resp = await handler(request)
     except ApiError as e:
         resp = error_response(e, rid)
@@ -89,6 +99,22 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return resp
 
 
+def _check_headers(request: web.Request) -> None:
+    """400 for a header that is not UTF-8: aiohttp keeps its bytes as lone surrogates, which no
+    string operation further in expects (encoding a key to hash it would raise, a 500)."""
+    if "".join(request.headers.values()).isascii():  # nearly always: one pass in C
+        return
+    for name, value in request.headers.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"The {name[:40]!r} header is not valid UTF-8",
+                code="invalid_header",
+                details={"param": name[:40]},
+            ) from None
+
+
 def _maybe_gzip(request: web.Request, response: web.StreamResponse) -> None:
     """gzip complete responses over 1 KB when the client accepts it; never event streams."""
     if not isinstance(response, web.Response) or "Content-Encoding" in response.headers:
@@ -98,3 +124,43 @@ def _maybe_gzip(request: web.Request, response: web.StreamResponse) -> None:
         return
     if response.content_type != "text/event-stream" and "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
+
+
+class _UnparsedRequest(web.Request):
+    """Stands for a request aiohttp could not parse: its plain-text 400 becomes the envelope just
+    before the headers go out (the one moment aiohttp lets the node touch that answer)."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        await super()._prepare_hook(response)
+        if not isinstance(response, web.Response) or response.status < 400:
+            return
+        text = response.text or ""
+        if "more than" in text or "Too many headers" in text:
+            err = InvalidRequest(
+                "The request line or its headers are too large for this node", code="header_too_large"
+            )
+        else:
+            err = InvalidRequest("The request is not valid HTTP", code="malformed_request")
+        err.status = response.status
+        body = orjson.dumps(err.envelope())
+        response.body = body
+        response.content_type = "application/json"
+        response.headers["Content-Length"] = str(len(body))  # set before this hook ran
+        response.headers["X-Request-ID"] = time_ordered_id()
+
+
+def envelope_parse_errors(app: web.Application) -> None:
+    """Make aiohttp's answer to an unparsable request use the envelope. aiohttp has no public hook
+    for it: the app's request factory is wrapped so that this one request is an ``_UnparsedRequest``
+    (every other request costs one identity check)."""
+    if _UNPARSED is None:
+        return
+    make = app._make_request
+
+    def factory(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any, _cls: Any = web.Request
+    ) -> Any:
+        cls = _UnparsedRequest if message is _UNPARSED else _cls
+        return make(message, payload, protocol, writer, task, cls)
+
+    app._make_request = factory  # type: ignore[method-assign]

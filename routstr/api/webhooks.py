@@ -15,6 +15,7 @@ from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
 from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.sealed import seal
+from routstr.net.client_address import client_address
 from routstr.storage import webhook_store as store
 from routstr.storage.accounts import now_ms
 from routstr.webhooks.delivery import SECRET_PURPOSE
@@ -23,6 +24,11 @@ from routstr.webhooks.payload import new_webhook_id
 from routstr.webhooks.registration import parse_registration
 
 MAX_BODY_BYTES = 16 * 1024  # a URL, a secret and a few fields
+
+
+def _client(request: web.Request) -> str | None:
+    """The client's address (through a trusted proxy's X-Forwarded-For), for per-address limits."""
+    return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
 def _public(w: store.WebhookRow) -> dict[str, Any]:
@@ -36,7 +42,7 @@ def _public(w: store.WebhookRow) -> dict[str, Any]:
 
 
 async def _key_id(node: Node, request: web.Request) -> int:
-    return await node.auth.key_id(node.auth.require_bearer(request.headers))
+    return await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
 
 
 async def create_webhook(request: web.Request) -> web.Response:

@@ -61,8 +61,11 @@ class Authenticator:
             raise AuthenticationFailed("Invalid API key: expected an sk-… key or a Cashu token")
         return value
 
-    async def key_id(self, value: str) -> int:
-        """The key id for a bearer value, redeeming a Cashu token the first time it is seen."""
+    async def key_id(self, value: str, remote: str | None = None) -> int:
+        """The key id for a bearer value, redeeming a Cashu token the first time it is seen.
+
+        ``remote``: the client's address, which a refused redemption counts against (the redeemer's
+        gate); None: not counted (callers that cannot say who asks)."""
         cached = self._ids.get(value)
         if cached is not None:
             return cached
@@ -81,7 +84,9 @@ class Authenticator:
             if row is not None and row.kind == "token" and await self._funded(khash):
                 key_id = row.id
             else:
-                redeemed = await self.redeemer.redeem(token, Target(new_key_hash=khash, new_key_kind="token"))
+                target = Target(new_key_hash=khash, new_key_kind="token")
+                async with self.redeemer.gate.attempt(remote):
+                    redeemed = await self.redeemer.redeem(token, target)
                 key_id = redeemed.key_id
         self._remember(value, key_id)
         return key_id

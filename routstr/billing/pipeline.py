@@ -10,7 +10,7 @@ upstream call settles at zero; a client that goes away mid-stream is billed for 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -26,18 +26,20 @@ from routstr.core.errors import (
     ApiError,
     InsufficientBalance,
     InvalidRequest,
-    ServiceUnavailable,
+    NotFound,
     UpstreamError,
 )
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage
 from routstr.limits import Decision, LimitPolicy, Limits, MemoryLimiter, RateLimiter
-from routstr.limits.by_address import XCASHU_SPACE, admit
+from routstr.limits.by_address import XCASHU_SPACE, address_group, admit
 from routstr.metrics.counters import NodeMetrics, unreachable_kind
 from routstr.metrics.trace import TRACE, Trace, endpoint_name
+from routstr.net.client_address import Network, client_address
 from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
+from routstr.upstream.breaker import retry_after_seconds
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.errors import upstream_error
 from routstr.upstream.providers import Provider, route, serves_any
@@ -63,7 +65,9 @@ class Pipeline:
         limits: LimitPolicy | None = None,
         metrics: NodeMetrics | None = None,
         xcashu_limits: tuple[Limits, Limits] = (Limits(120, 0, 0), Limits(3000, 0, 0)),
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
+        self.trusted_proxies = trusted_proxies  # whose X-Forwarded-For names the client
         self.metrics = metrics or NodeMetrics()
         self.xcashu_limits = xcashu_limits  # X-Cashu requests a minute: per client address, in total
         self.limiter = limiter or MemoryLimiter()
@@ -100,17 +104,16 @@ class Pipeline:
         # an image's tokens are not bounded by its bytes (a URL is a few): each counts at the bound
         facts.prompt_bound_tokens += facts.images * self.catalogue.image_input_tokens
         base = self.catalogue.price(facts.model)
-        candidates = [
-            (p, m)
-            for p, m in route(self.providers, facts.model, self.aliases)
-            if adapter.for_kind(p.spec.kind)
-        ]
-        if not candidates:
-            raise ServiceUnavailable(
-                f"No provider can serve {facts.model!r} right now (all are cooling down after failures)"
+        candidates = route(
+            self.providers, facts.model, self.aliases, lambda p: adapter.for_kind(p.spec.kind) is not None
+        )
+        if not candidates:  # a 404, never a 5xx: SDKs retry those, and no retry can help here
+            raise NotFound(
+                f"No provider of this node serves {facts.model!r} on this endpoint"
                 if serves_any(self.providers, facts.model, self.aliases)
                 else f"No provider of this node serves {facts.model!r}",
-                code="no_provider",
+                details={"model": facts.model},
+                code="model_not_found",
             )
         # reserve at the dearest candidate's price, so that falling back is always covered
         price = max((p for p, _ in candidates), key=lambda p: p.spec.fee).price(base)
@@ -121,14 +124,17 @@ class Pipeline:
         if token is not None:
             # every token is a fresh key, so per-key limits never bind: X-Cashu is counted per client
             # address and in total instead, before the token is touched (a refusal leaves it unspent)
-            refused = await admit(self.limiter, request.remote, XCASHU_SPACE, *self.xcashu_limits)
+            remote = client_address(request, self.trusted_proxies)
+            refused = await admit(self.limiter, address_group(remote), XCASHU_SPACE, *self.xcashu_limits)
             if refused is not None:
                 raise refused.error()
-            shot = await self.xcashu.open(token, *self._bounds(price, facts))
+            shot = await self.xcashu.open(token, *self._bounds(price, facts), remote=remote)
             key_id = shot.key_id
         else:
             assert bearer is not None
-            key_id = await self.auth.key_id(bearer)
+            # a Cashu token as the key may be redeemed now: its refusals are counted per client address
+            remote = None if bearer.startswith("sk-") else client_address(request, self.trusted_proxies)
+            key_id = await self.auth.key_id(bearer, remote)
             decision = await self.limiter.acquire(key_id, self.limits.limits_for(key_id))
             if not decision.allowed:
                 raise decision.error()
@@ -204,7 +210,7 @@ class Pipeline:
             payload = speaker.to_upstream(body if body.get("model") == model else {**body, "model": model})
             if held.facts.stream:
                 speaker.prepare_stream(payload)
-            provider.breaker.attempt()
+            provider.breaker.attempt(model)
             sent = perf_counter()
             try:
                 resp = await provider.client.post(
@@ -212,14 +218,14 @@ class Pipeline:
                 )
             except UpstreamError as e:  # no connection, or no answer in time
                 trace.upstream_s += perf_counter() - sent
-                provider.breaker.failure()
+                provider.breaker.unreachable(model)  # the provider is down, whatever the model
                 self.metrics.upstream_error(provider.spec.name, unreachable_kind(e))
                 error = e
                 continue
             if resp.status < 400:
                 trace.upstream_s += perf_counter() - sent  # until its headers
                 trace.model = held.facts.model  # a model some provider serves: fit for a label
-                provider.breaker.success()
+                provider.breaker.success(model)
                 held.price = provider.price(base)
                 held.provider = provider.spec.name
                 return resp, speaker
@@ -228,10 +234,10 @@ class Pipeline:
             resp.release()
             self.metrics.upstream_error(provider.spec.name, f"http_{resp.status}")
             error = upstream_error(resp.status, raw_err, resp.headers.get("Retry-After"))
-            if resp.status == 429 or resp.status >= 500:
-                provider.breaker.failure()
+            if resp.status == 429 or resp.status >= 500:  # this model is failing, not the provider
+                provider.breaker.failure(model, retry_after_seconds(resp.headers.get("Retry-After")))
                 continue
-            provider.breaker.success()  # it answered: the request itself is at fault
+            provider.breaker.success(model)  # it answered: the request itself is at fault
             break
         await self._settle(held, None, 0)
         assert error is not None

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from routstr.cashu.errors import CashuError
 from routstr.cashu.nut18 import PaymentRequest, encode_payment_request
 from routstr.core.errors import ApiError, InsufficientBalance, InvalidRequest, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div, whole_unit_charge
@@ -88,21 +89,24 @@ class XCashu:
         err.headers[HEADER] = self.payment_request(amount_msat)
         return err
 
-    async def open(self, value: str, least_msat: int, most_msat: int) -> OneShot:
+    async def open(self, value: str, least_msat: int, most_msat: int, remote: str | None = None) -> OneShot:
         """Redeem the token for this request, unless it is too small for it (then it is untouched).
 
         A wrong mint or unit is a 400 (NUT-24). A token seen before is refused: its value went to
-        the request that first brought it, and its change is retrievable with it.
+        the request that first brought it, and its change is retrievable with it. A refusal counts
+        against the client's address ``remote`` (the redeemer's gate; None: not counted).
         """
         token = parse_token(value, self.mints)
         per_unit = UNIT_MSAT[token.unit]
-        _, fee = await self.redeemer.inputs_and_fee(token)
-        net_msat = (token.amount - fee) * per_unit
-        if net_msat < whole_unit_charge(least_msat, per_unit):
-            short = InsufficientBalance(max(net_msat, 0), least_msat)
-            raise self.challenge(short, most_msat + fee * per_unit)
-        khash = token_identity(self.secret, token)
-        redeemed = await self.redeemer.redeem(token, Target(new_key_hash=khash, new_key_kind=KEY_KIND))
+        async with self.redeemer.gate.attempt(remote):
+            _, fee = await self.redeemer.inputs_and_fee(token)
+            net_msat = (token.amount - fee) * per_unit
+            if net_msat < whole_unit_charge(least_msat, per_unit):
+                short = InsufficientBalance(max(net_msat, 0), least_msat)
+                raise self.challenge(short, most_msat + fee * per_unit)
+            khash = token_identity(self.secret, token)
+            target = Target(new_key_hash=khash, new_key_kind=KEY_KIND)
+            redeemed = await self.redeemer.redeem(token, target)
         if not redeemed.fresh:
             raise TokenAlreadySpent(
                 "This Cashu token has already paid for a request; its change is returned by "
@@ -117,8 +121,9 @@ class XCashu:
         shot.closed = True
         try:
             shot.change = await self.refunder.change(shot.key_id)
-        except ApiError as e:  # mint down or refusing: the change stays claimable on the key
-            log.warning("X-Cashu change for key %d not paid out now: %s", shot.key_id, e.message)
+        except (ApiError, CashuError) as e:  # mint down or refusing: the change stays claimable on the key
+            # the answer was paid for and is delivered all the same, marked "change pending"
+            log.warning("X-Cashu change for key %d not paid out now: %s", shot.key_id, type(e).__name__)
             shot.change_pending = True
         return shot
 

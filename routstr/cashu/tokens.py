@@ -4,6 +4,11 @@ Decoding is strict about types (a token is untrusted input) but lenient about pr
 whitespace, a `cashu:` URI prefix and missing base64 padding are accepted. Every failure is a
 `TokenError`. Keyset ids are kept exactly as the token carries them (V4 tokens often carry 8-byte short
 ids); call `resolve_short_keyset_ids` with the mint's keyset list before talking to the mint.
+
+A token comes from anyone, so what decoding may cost is bounded before any arithmetic or curve work:
+at most `MAX_TOKEN_CHARS` characters and `MAX_PROOFS` proofs, every amount an integer in
+[1, 2^64) and their sum too (CBOR bignum and other semantic tags are refused while decoding, JSON
+numbers longer than 20 digits while parsing), and no secret twice.
 """
 
 from __future__ import annotations
@@ -24,6 +29,25 @@ V3_PREFIX = "cashuA"
 V4_PREFIX = "cashuB"
 RAW_V4_PREFIX = b"crawB"
 SHORT_ID_HEX_LEN = 16
+
+# Real wallets send tokens of a few to a few tens of proofs (one per binary digit of the amount, a
+# few more from an unsplit wallet); 1,000 is also what Nutshell takes in one swap
+# (mint_max_request_length), so no token above it could be redeemed anyway.
+MAX_PROOFS = 1000
+# Refused before it is decoded. Decoding time grows faster than the length (the cyclic GC walks the
+# many small containers a crafted CBOR or JSON token can hold): measured here, the worst 64 KiB token
+# costs ~15 ms, the worst 1 MB one ~0.7 s. Real tokens are a few KB: in a header (Authorization,
+# X-Cashu) they cannot exceed 8 KB anyway (aiohttp's and most proxies' limit); 64 KiB holds ~200
+# proofs with DLEQ proofs in V4, ~400 without.
+MAX_TOKEN_CHARS = 65_536
+# A proof's amount and a token's total: a CBOR unsigned integer's range (NUT-00 amounts are u64).
+MAX_AMOUNT = 2**64 - 1
+_MAX_INT_DIGITS = len(str(MAX_AMOUNT))
+# CBOR tags cbor2 decodes by itself (bignums, decimals, regexes, dates, shared references...): a V4
+# token uses none, and some cost a lot to build (a bignum of 2^40000, a regex to compile).
+_CBOR_TAGS = [0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004]
+_CBOR_TAGS += [43000, 55799]
+_CBOR_MAX_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +87,31 @@ def _normalize_mint(mint: Any) -> str:
     return mint.strip().rstrip("/")
 
 
+def _check_count(n: int) -> None:
+    """Called before a list is decoded into proofs, so a huge one costs nothing past the limit."""
+    if n > MAX_PROOFS:
+        raise TokenError(f"token has more than {MAX_PROOFS} proofs")
+
+
 def _check_proofs(proofs: list[Proof]) -> list[Proof]:
     if not proofs:
         raise TokenError("token contains no proofs")
+    _check_count(len(proofs))
+    total = 0
+    secrets: set[str] = set()
     for p in proofs:
-        if p.amount <= 0:
-            raise TokenError("proof amount must be positive")
+        if isinstance(p.amount, bool) or not isinstance(p.amount, int):
+            raise TokenError("proof amount must be an integer")
+        if not 0 < p.amount <= MAX_AMOUNT:
+            raise TokenError("proof amount must be positive and below 2^64")
+        total += p.amount
         if not p.id:
             raise TokenError("proof has an empty keyset id")
+        if p.secret in secrets:  # the mint would refuse it; refused here before any work is done
+            raise TokenError("token contains the same proof twice")
+        secrets.add(p.secret)
+    if total > MAX_AMOUNT:
+        raise TokenError("token amount must be below 2^64")
     return proofs
 
 
@@ -78,6 +119,8 @@ def decode_token(s: str) -> Token:
     """Parse a serialized token (`cashuA…`, `cashuB…`, optionally `cashu:`-prefixed)."""
     if not isinstance(s, str):
         raise TokenError("token must be a string")
+    if len(s) > MAX_TOKEN_CHARS:
+        raise TokenError(f"token is longer than {MAX_TOKEN_CHARS} characters")
     s = s.strip()
     if s[:6].lower() == "cashu:":
         s = s[6:].lstrip("/").strip()
@@ -92,39 +135,65 @@ def decode_token(s: str) -> Token:
 
 def decode_token_raw(data: bytes) -> Token:
     """Parse the binary form `craw` || `B` || cbor(token) used over NFC and the like."""
+    if len(data) > MAX_TOKEN_CHARS:
+        raise TokenError(f"token is longer than {MAX_TOKEN_CHARS} bytes")
     if not data.startswith(RAW_V4_PREFIX):
         raise TokenError("unsupported raw token (expected prefix 'crawB')")
     return _decode_v4_obj(_cbor_loads(data[len(RAW_V4_PREFIX) :]))
 
 
+def _no_tag(*_: Any) -> Any:
+    raise ValueError("tagged values are not part of a token")
+
+
+_NO_TAGS = dict.fromkeys(_CBOR_TAGS, _no_tag)
+
+
 def _cbor_loads(raw: bytes) -> Any:
     try:
-        return cbor2.loads(raw)
+        return cbor2.loads(
+            raw,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_no_tag,
+            max_depth=_CBOR_MAX_DEPTH,
+            strict_hashable_types=True,
+        )
     except Exception as e:  # cbor2 raises a zoo of types on garbage: all mean "malformed"
         raise TokenError(f"token is not valid CBOR: {e}") from None
 
 
+def _json_int(digits: str) -> int:
+    """JSON integers as the V3 decoder meets them: longer than any u64 is refused unconverted."""
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise TokenError("token holds a number too large for an amount")
+    return int(digits)
+
+
 def _decode_v3(raw: bytes) -> Token:
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        obj = json.loads(raw, parse_int=_json_int)
+    except TokenError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise TokenError("token is not valid JSON") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("token"), list) or not obj["token"]:
         raise TokenError("V3 token must have a non-empty 'token' list")
     mints: list[str] = []
     proofs: list[Proof] = []
+    _check_count(len(obj["token"]))
     for entry in obj["token"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("proofs"), list):
             raise TokenError("V3 token entry must have a 'proofs' list")
         mint = _normalize_mint(entry.get("mint"))
         if mint not in mints:
             mints.append(mint)
+        if len(mints) > 1:
+            raise TokenError("V3 token with proofs from more than one mint is not supported")
+        _check_count(len(proofs) + len(entry["proofs"]))
         try:
             proofs.extend(Proof.from_dict(p) for p in entry["proofs"])
         except ValueError as e:
             raise TokenError(f"invalid proof in token: {e}") from None
-    if len(mints) != 1:
-        raise TokenError("V3 token with proofs from more than one mint is not supported")
     return Token(
         mint=mints[0],
         unit=_opt_str(obj, "unit") or "sat",
@@ -161,10 +230,12 @@ def _decode_v4_obj(obj: Any) -> Token:
     if not isinstance(groups, list) or not groups:
         raise TokenError("V4 token must have a non-empty 't' list")
     proofs: list[Proof] = []
+    _check_count(len(groups))
     for group in groups:
         if not isinstance(group, dict) or not isinstance(group.get("p"), list):
             raise TokenError("V4 token group must have 'i' and a 'p' list")
         keyset_id = _bytes_field(group, "i", "keyset id")
+        _check_count(len(proofs) + len(group["p"]))
         for p in group["p"]:
             proofs.append(_decode_v4_proof(p, keyset_id))
     return Token(

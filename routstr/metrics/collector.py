@@ -26,7 +26,7 @@ class Readings:
     in_flight: int  # requests of this process between reserve and settle
     mint_errors: Mapping[tuple[str, str], int]  # (mint, kind) -> failed calls
     mint_up: Mapping[str, bool]
-    provider_available: Mapping[str, bool]  # False while its circuit breaker holds it back
+    provider_available: Mapping[str, bool]  # False while its connection breaker holds it back
     books: Sequence[MintBooks]
     books_age_s: float  # how old the books figures are (they are cached for a few seconds)
     version: str

@@ -254,19 +254,27 @@ async def wallet_total(conn: AsyncConnection, mint_url: str, unit: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def abandon_redeem(conn: AsyncConnection, swap_id: str) -> None:
+async def abandon_redeem(conn: AsyncConnection, swap_id: str, *, forget: bool = False) -> None:
     """A redeem swap that never happened: fail it, free the token hash, drop a key it created unfunded.
 
-    Its inputs are the user's still-spendable proofs: they are wiped, not kept.
+    Its inputs are the user's still-spendable proofs: they are wiped, not kept. ``forget``: the mint
+    refused the token (forged or spent proofs), so the row itself is deleted. Nothing refers to it:
+    no proof came of it, no ledger row names it, recovery and the books read pending and done swaps
+    only; a row per refusal would let anyone fill the table for free.
     """
     from routstr.storage.schema import api_keys, ledger
 
     row = (await conn.execute(select(swaps.c.key_id).where(swaps.c.id == swap_id))).first()
-    await conn.execute(
-        update(swaps)
-        .where(swaps.c.id == swap_id, swaps.c.state == PENDING)
-        .values(state=FAILED, token_hash=None, key_id=None, inputs="[]", updated_at=now_ms())
-    )
+    if forget:
+        await conn.execute(
+            swaps.delete().where(swaps.c.id == swap_id, swaps.c.kind == "redeem", swaps.c.state == PENDING)
+        )
+    else:
+        await conn.execute(
+            update(swaps)
+            .where(swaps.c.id == swap_id, swaps.c.state == PENDING)
+            .values(state=FAILED, token_hash=None, key_id=None, inputs="[]", updated_at=now_ms())
+        )
     key_id = row[0] if row else None
     if key_id is None:
         return

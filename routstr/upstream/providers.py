@@ -1,14 +1,15 @@
 """The providers a node sells from, and which one answers a request.
 
 Each provider has its own pooled client, a fee (a markup on the listed price, shown in
-``/v1/models`` per model as the cheapest offer) and a circuit breaker. For a model, providers are
-tried cheapest first; a retryable failure (no connection, timeout, 429, 5xx) moves on to the next,
-a 4xx the request itself caused does not. The user pays once, at the price of the one that answered.
+``/v1/models`` per model as the cheapest offer) and circuit breakers (its connection's, and one per
+model that fails: ``breaker.py``). For a model, providers are tried cheapest first; a retryable
+failure (no connection, timeout, 429, 5xx) moves on to the next, a 4xx the request itself caused
+does not. The user pays once, at the price of the one that answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, Decimal
 
@@ -64,16 +65,24 @@ class Provider:
 
 
 def route(
-    providers: list[Provider], model: str, aliases: Mapping[str, tuple[str, ...]] | None = None
+    providers: list[Provider],
+    model: str,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+    accept: Callable[[Provider], bool] | None = None,
 ) -> list[tuple[Provider, str]]:
     """Who to try for ``model`` and under which model id: cheapest first, those cooling down left out.
 
     An alias (one public id for several provider model ids) offers every provider of every target;
-    at equal fees the alias's own order decides.
+    at equal fees the alias's own order decides. ``accept`` leaves out providers that cannot serve
+    the endpoint. When every offer is cooling down, the least recently failed one is still tried:
+    refusing would make a breaker turn the only upstream off. Empty: nobody serves the model.
     """
     targets = (aliases or {}).get(model) or (model,)
-    offers = [(p, t) for t in targets for p in providers if p.serves(t) and p.breaker.available()]
-    return sorted(offers, key=lambda offer: offer[0].spec.fee)
+    offers = [(p, t) for t in targets for p in providers if p.serves(t) and (accept is None or accept(p))]
+    ready = [(p, t) for p, t in offers if p.breaker.available(t)]
+    if not ready and offers:
+        return [min(offers, key=lambda offer: offer[0].breaker.last_failure(offer[1]))]
+    return sorted(ready, key=lambda offer: offer[0].spec.fee)
 
 
 def serves_any(providers: list[Provider], model: str, aliases: Mapping[str, tuple[str, ...]]) -> bool:

@@ -1,8 +1,9 @@
 """Keys that expire: at ``Key-Expiry-Time`` what is left goes to the key's ``Refund-LNURL``.
 
 Run by a background job. A payout that cannot be made now (the address's server or the mint is
-down) is tried again next round; one that can never be made (no address, or less than the fees)
-ends the expiry and leaves the balance on the key, claimable with a refund like any other.
+down) is tried again next round; one that can never be made (no address, less than the fees, or an
+address the outbound policy refuses: a private or plain-http server, see ``wallet/lnurl.py``) ends
+the expiry and leaves the balance on the key, claimable with a refund like any other.
 """
 
 from __future__ import annotations

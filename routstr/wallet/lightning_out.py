@@ -27,10 +27,11 @@ from routstr.cashu.outputs import PreparedOutput
 from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div
+from routstr.net.outbound import OutboundPolicy
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.inflight import executing
-from routstr.wallet.lnurl import invoice_for, is_bolt11, lnurl_endpoint, pay_request
+from routstr.wallet.lnurl import LNURL_TIMEOUT_S, invoice_for, is_bolt11, lnurl_endpoint, pay_request
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.recovery import revert_refund
 from routstr.wallet.swaps import output_record, prepared_from_record
@@ -56,12 +57,19 @@ class _Short(Exception):
 
 class Payouts:
     def __init__(
-        self, db: Database, mints: MintRegistry, session: aiohttp.ClientSession, allow_http: bool = False
+        self,
+        db: Database,
+        mints: MintRegistry,
+        session: aiohttp.ClientSession,
+        allow_http: bool = False,
+        allow_private: tuple[str, ...] = (),
     ) -> None:
         self.db = db
         self.mints = mints
-        self.session = session
-        self.allow_http = allow_http  # LNURL servers on plain http (local tests only)
+        self.session = session  # the node's shared session (webhooks); LNURLs get a guarded one
+        # where Lightning addresses and their callbacks may be fetched: https, public addresses, unless
+        # LNURL_ALLOW_HTTP / LNURL_ALLOW_PRIVATE say otherwise (local tests, an operator's own server)
+        self.policy = OutboundPolicy(allow_http, allow_private)
 
     async def pay(self, key_id: int, destination: str) -> Payout:
         async with self.db.read() as conn:
@@ -72,7 +80,14 @@ class Payouts:
             raise InvalidRequest("Lightning payouts are for keys holding sat eCash")
         client = self.mints.client(key.mint_url)
         units = key.balance_msat // UNIT_MSAT[key.unit]
-        fee_ppk = {k.id: k.input_fee_ppk for k in await client.keysets()}
+        try:
+            fee_ppk = {k.id: k.input_fee_ppk for k in await client.keysets()}
+        except MintUnavailable as e:  # nothing is debited yet
+            log.info("payout for key %d: the mint is unavailable: %s", key_id, e)
+            raise ServiceUnavailable(
+                "The mint is unavailable; your balance is unchanged, try again shortly",
+                code="mint_unavailable",
+            ) from None
         quote = await self._quote(key.mint_url, destination, units, max(fee_ppk.values(), default=0))
         swap_id = uuid.uuid4().hex
         try:
@@ -94,8 +109,9 @@ class Payouts:
                 paid = await client.melt(quote.quote, inputs, [b.to_blinded_message() for b in blank])
             except MintError as e:  # refused: nothing was paid
                 await revert_refund(self.db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
+                log.info("payout %s: the mint refused the melt: %s", swap_id, e.detail)
                 raise ServiceUnavailable(
-                    f"The mint could not pay the invoice ({e.detail}); your balance is unchanged"
+                    "The mint could not pay the invoice; your balance is unchanged"
                 ) from None
             except MintUnavailable:
                 return Payout("pending", quote.amount, 0, None, debit_units * 1000)
@@ -109,19 +125,23 @@ class Payouts:
         try:
             if is_bolt11(destination):
                 return await client.melt_quote(destination.strip())
-            req = await pay_request(self.session, lnurl_endpoint(destination, self.allow_http))
-            spendable = units - ceil_div(fee_ppk * INPUTS_ALLOWED, 1000)  # room for the input fee
-            target = spendable
-            for _ in range(QUOTE_ATTEMPTS):
-                if target <= 0:
-                    break
-                quote = await client.melt_quote(await invoice_for(self.session, req, target * 1000))
-                over = quote.amount + quote.fee_reserve - spendable
-                if over <= 0:
-                    return quote
-                target -= over
-        except CashuError as e:
-            raise ServiceUnavailable(f"The mint could not quote the payment: {e}") from None
+            url = lnurl_endpoint(destination, self.policy.allow_http)
+            async with self.policy.session(LNURL_TIMEOUT_S) as guarded:
+                req = await pay_request(guarded, self.policy, url)
+                spendable = units - ceil_div(fee_ppk * INPUTS_ALLOWED, 1000)  # room for the input fee
+                target = spendable
+                for _ in range(QUOTE_ATTEMPTS):
+                    if target <= 0:
+                        break
+                    invoice = await invoice_for(guarded, self.policy, req, target * 1000)
+                    quote = await client.melt_quote(invoice)
+                    over = quote.amount + quote.fee_reserve - spendable
+                    if over <= 0:
+                        return quote
+                    target -= over
+        except CashuError as e:  # the mint's words (and its URL) are for the operator's log
+            log.info("payout: the mint could not quote the payment: %s", e)
+            raise ServiceUnavailable("The mint could not quote the payment; nothing was paid") from None
         raise InvalidRequest(f"The balance ({units} sat) is too small to pay out over Lightning after fees")
 
     async def _record(

@@ -12,6 +12,7 @@ from routstr.cashu.errors import MintError, MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut01 import Keyset
 from routstr.core.errors import ServiceUnavailable
+from routstr.net.outbound import OutboundPolicy
 
 
 def canonical_mint_url(url: str) -> str:
@@ -25,9 +26,15 @@ class ForeignMintPolicy:
     max_sats: int  # per token
     daily_sats: int  # over all conversions in 24 hours
     allow_http: bool = False  # plain-http mints (local tests only: a token names any URL)
+    allow_private: tuple[str, ...] = ()  # hosts (or "*") that may be private (routstr.net.outbound)
 
     def allows(self, url: str) -> bool:
         return url.startswith("https://") or (self.allow_http and url.startswith("http://"))
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where calls to a token's mint may go (its URL is the user's choice: the SSRF rule)."""
+        return OutboundPolicy(self.allow_http, self.allow_private)
 
 
 @dataclass(slots=True)
@@ -80,7 +87,6 @@ class MintRegistry:
         self._session, self._timeout_s = session, timeout_s
         self.errors: dict[tuple[str, str], int] = {}  # (mint, kind) -> failed calls, for /metrics
         self._clients = {u: CountedMintClient(u, session, timeout_s, self.errors) for u in self.urls}
-        self._foreign: dict[str, MintClient] = {}
         # tokens of other mints, converted into the primary mint over Lightning (off: None)
         self.foreign = foreign
         self._active: dict[tuple[str, str], Keyset] = {}
@@ -98,9 +104,8 @@ class MintRegistry:
         call does not: it may be one slow answer), until the next check (every 30 s) finds it up."""
         h = self.health.get(canonical_mint_url(url))
         if h is not None and not h.up:
-            raise ServiceUnavailable(
-                f"Mint {canonical_mint_url(url)} is unavailable ({h.error}); your token was not used, "
-                "try again later",
+            raise ServiceUnavailable(  # the cause is logged for the operator, not told to users
+                "The mint is unavailable; your token was not used, try again later",
                 code="mint_unavailable",
             )
 
@@ -132,19 +137,14 @@ class MintRegistry:
         """The mint a token's value ends up at: its own if trusted, else the primary (converted)."""
         return canonical_mint_url(url) if self.is_trusted(url) else self.primary
 
-    def foreign_client(self, url: str) -> MintClient:
-        """A client for a mint the node does not trust (only to melt a token there)."""
+    def foreign_client(self, url: str, session: aiohttp.ClientSession) -> MintClient:
+        """A client for a mint the node does not trust (only to melt a token there), over ``session``:
+        one its outbound policy guards (``self.foreign.outbound.session()``, see wallet/convert.py)."""
         url = canonical_mint_url(url)
         if self.foreign is None or not self.foreign.allows(url):
             raise ValueError(f"mint {url} is not one the node may contact")
-        client = self._foreign.get(url)
-        if client is None:
-            if len(self._foreign) > 256:  # a bounded cache: mint URLs come from users' tokens
-                self._foreign.clear()
-            # one label for all of them: their URLs come from users' tokens
-            client = CountedMintClient(url, self._session, self._timeout_s, self.errors, "foreign")
-            self._foreign[url] = client
-        return client
+        # one label for all of them: their URLs come from users' tokens
+        return CountedMintClient(url, session, self._timeout_s, self.errors, "foreign")
 
     def client(self, url: str) -> MintClient:
         return self._clients[canonical_mint_url(url)]
@@ -162,8 +162,10 @@ class MintRegistry:
             if not active:
                 raise ServiceUnavailable(f"Mint {url} has no active keyset for unit {unit!r}")
             keysets = await client.keys(active[0].id)
-        except MintUnavailable as e:
-            raise ServiceUnavailable(f"Mint {url} is unavailable: {e}") from None
+        except MintUnavailable:
+            raise ServiceUnavailable(
+                "The mint is unavailable; try again later", code="mint_unavailable"
+            ) from None
         ks = keysets[0]
         self._active[key] = ks
         return ks

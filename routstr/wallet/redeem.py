@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.cashu.errors import MintError, MintUnavailable, TokenError
 from routstr.cashu.nut00 import Proof
+from routstr.cashu.nut01 import Keyset
 from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.nut12 import verify_dleq_proof
 from routstr.cashu.outputs import prepare_outputs
@@ -33,6 +34,8 @@ from routstr.storage.db import Database
 from routstr.wallet.convert import convert, foreign_inputs
 from routstr.wallet.inflight import executing
 from routstr.wallet.mints import MintRegistry
+from routstr.wallet.offload import crypto
+from routstr.wallet.redeem_gate import RedeemGate
 from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
 
 # How long a request waits for another request (maybe in another process) redeeming the same token.
@@ -95,12 +98,19 @@ def token_identity(secret: bytes, token: Token) -> str:
 
 
 class Redeemer:
-    """Turns tokens into credit. One per node; holds the in-process wait list for duplicates."""
+    """Turns tokens into credit. One per node; holds the in-process wait list for duplicates.
 
-    def __init__(self, db: Database, mints: MintRegistry, secret: bytes) -> None:
+    ``gate`` counts refused redemptions per client address: the HTTP entry points wrap each
+    redemption in ``gate.attempt(address)`` (the redeemer itself never sees a request).
+    """
+
+    def __init__(
+        self, db: Database, mints: MintRegistry, secret: bytes, gate: RedeemGate | None = None
+    ) -> None:
         self.db = db
         self.mints = mints
         self.secret = secret
+        self.gate = gate if gate is not None else RedeemGate()
         self._inflight: dict[tuple[str, Target], asyncio.Future[Redeemed]] = {}
         self._refreshed: dict[str, float] = {}  # mint -> when its keyset list was last refetched
 
@@ -135,7 +145,8 @@ class Redeemer:
                 f"Token is worth {token.amount} {token.unit}, less than the mint's fee of {fees}"
             )
         active = await self.mints.active_keyset(token.mint, token.unit)
-        prepared = prepare_outputs(split_amount(amount), active.id)
+        amounts = split_amount(amount)
+        prepared = await crypto(len(amounts), prepare_outputs, amounts, active.id)
         swap_id = uuid.uuid4().hex
 
         try:
@@ -174,8 +185,8 @@ class Redeemer:
                 sigs = await self.mints.client(token.mint).swap(
                     proofs, [o.to_blinded_message() for o in prepared]
                 )
-            except MintError as e:
-                await self._abandon(swap_id)
+            except MintError as e:  # refused (forged or spent proofs): no row is kept of it
+                await self._abandon(swap_id, forget=True)
                 if e.is_already_spent:
                     raise TokenAlreadySpent("This Cashu token has already been spent") from None
                 raise TokenInvalid(
@@ -261,18 +272,19 @@ class Redeemer:
             )
 
     async def _check_dleq(self, mint: str, proofs: list[Proof]) -> None:
-        for p in proofs:
-            if p.dleq is None or p.dleq.r is None:
-                continue
+        carrying = [p for p in proofs if p.dleq is not None and p.dleq.r is not None]
+        keysets: dict[str, Keyset] = {}
+        for kid in dict.fromkeys(p.id for p in carrying):
             try:
-                key = (await self.mints.keyset(mint, p.id)).keys.get(p.amount)
+                keysets[kid] = await self.mints.keyset(mint, kid)
             except MintUnavailable as e:
                 raise ServiceUnavailable(f"Mint {mint} is unavailable: {e}") from None
-            if key is None or not verify_dleq_proof(p, key):
-                raise TokenInvalid(
-                    "Invalid Cashu token: a proof's DLEQ proof (NUT-12) does not verify "
-                    "against the mint's published key"
-                )
+        checks = [(p, keysets[p.id]) for p in carrying]
+        if not await crypto(len(checks), _all_verify, checks):
+            raise TokenInvalid(
+                "Invalid Cashu token: a proof's DLEQ proof (NUT-12) does not verify "
+                "against the mint's published key"
+            )
 
     async def _await_other(self, th: str, target: Target) -> Redeemed:
         """The token is (being) redeemed by another request: wait for it, and share the result only
@@ -303,13 +315,20 @@ class Redeemer:
             return False
         return await accounts.key_hash_of(conn, key_id) == target.new_key_hash
 
-    async def _abandon(self, swap_id: str) -> None:
-        """The swap certainly did not happen: forget it so the token can be tried again."""
+    async def _abandon(self, swap_id: str, *, forget: bool = False) -> None:
+        """The swap certainly did not happen: free the token so it can be tried again. ``forget``:
+        the mint refused it, and a row for every forged token would be a free way to fill the disk."""
         async with self.db.write() as conn:
-            await wallet_store.abandon_redeem(conn, swap_id)
+            await wallet_store.abandon_redeem(conn, swap_id, forget=forget)
 
     @staticmethod
     def _redeemed(outcome: SwapOutcome, token: Token, fresh: bool) -> Redeemed:
         if outcome.key_id is None:
             raise ApiError("redeem finished without a key")
         return Redeemed(outcome.key_id, outcome.credited_msat, token.mint, token.unit, fresh=fresh)
+
+
+def _all_verify(checks: list[tuple[Proof, Keyset]]) -> bool:
+    """Every proof's DLEQ against its keyset's key for its amount; stops at the first failure, so
+    forged ones cost one check."""
+    return all(p.amount in ks.keys and verify_dleq_proof(p, ks.public_key(p.amount)) for p, ks in checks)

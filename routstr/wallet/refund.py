@@ -59,8 +59,14 @@ class Refunder:
                 details={"balance_msat": key.balance_msat, "reserved_msat": key.reserved_msat},
             )
         debit = units * per_unit
-        active = await self.mints.active_keyset(key.mint_url, key.unit)
-        infos = {k.id: k.input_fee_ppk for k in await self.mints.client(key.mint_url).keysets()}
+        try:  # nothing is debited yet: a mint that is down now leaves the balance as it is
+            active = await self.mints.active_keyset(key.mint_url, key.unit)
+            infos = {k.id: k.input_fee_ppk for k in await self.mints.client(key.mint_url).keysets()}
+        except MintUnavailable:
+            raise ServiceUnavailable(
+                "The mint is unavailable; your balance is unchanged, try again shortly",
+                code="mint_unavailable",
+            ) from None
         swap_id = uuid.uuid4().hex
         async with self.db.write() as conn:
             if not await accounts.debit_for_refund(conn, key_id, debit, ref=swap_id):
@@ -106,7 +112,7 @@ class Refunder:
                 if not e.maybe_processed:  # the mint never saw it: the balance goes straight back
                     await revert_refund(self.db, swap_id, inputs_spent=False, error=str(e))
                     raise ServiceUnavailable(
-                        f"Mint {key.mint_url} is unavailable; your balance is unchanged",
+                        "The mint is unavailable; your balance is unchanged, try again shortly",
                         code="mint_unavailable",
                     ) from None
                 async with self.db.read() as conn:

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from routstr.cashu.nut00 import BlindedSignature, Proof
+from routstr.cashu.nut01 import Keyset
 from routstr.cashu.outputs import PreparedOutput, unblind_signatures
 from routstr.cashu.tokens import Token, encode_token_v4
 from routstr.core.money import unit_to_msat
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
+from routstr.wallet.offload import crypto
 
 # swaps whose outputs credit a key: a user's token taken in (redeemed, or converted from a foreign
 # mint), or the eCash of a paid Lightning invoice
@@ -59,11 +61,7 @@ async def complete_swap(
     keyset_ids = {rec["id"] for rec in swap.outputs}
     keysets = {kid: await mints.keyset(swap.mint_url, kid) for kid in keyset_ids}
     prepared = [prepared_from_record(r) for r in swap.outputs]
-    proofs: list[Proof] = []
-    for kid, ks in keysets.items():
-        idx = [i for i, p in enumerate(prepared) if p.keyset_id == kid]
-        got = unblind_signatures([prepared[i] for i in idx], [sigs[i] for i in idx], ks)
-        proofs.extend(got)
+    proofs = await crypto(len(prepared), _unblind, prepared, sigs, keysets)
     by_secret = {p.secret: p for p in proofs}
     node_proofs = [by_secret[r["secret"]] for r in swap.outputs if r.get("owner") == "node"]
     user_proofs = [by_secret[r["secret"]] for r in swap.outputs if r.get("owner") == "user"]
@@ -89,6 +87,20 @@ async def complete_swap(
         else:
             await wallet_store.settle_inputs(conn, swap_id, spent=True)
     return SwapOutcome(swap.key_id, credited if swap.kind in CREDITING else 0, user_token)
+
+
+def _unblind(
+    prepared: list[PreparedOutput], sigs: list[BlindedSignature], keysets: dict[str, Keyset]
+) -> list[Proof]:
+    """The swap's proofs (DLEQ proofs checked, ``Y`` computed): pure curve work, run off the loop
+    for a large swap."""
+    proofs: list[Proof] = []
+    for kid, ks in keysets.items():
+        idx = [i for i, p in enumerate(prepared) if p.keyset_id == kid]
+        proofs.extend(unblind_signatures([prepared[i] for i in idx], [sigs[i] for i in idx], ks))
+    for p in proofs:
+        _ = p.Y  # cached on the proof: hash_to_curve, needed when it is stored
+    return proofs
 
 
 def _outcome(swap: wallet_store.SwapRow) -> SwapOutcome:

@@ -1,156 +1,31 @@
 """Where a webhook may be sent: public addresses only, unless the operator allows private ones.
 
 A webhook URL is chosen by whoever holds a key, so without this rule the node could be made to
-POST into the operator's own network (SSRF). The rule is checked at registration and again at every
-delivery, on the addresses the host resolves to then; the delivery connects to the address that was
-checked (``Destination.url_for``), so a DNS answer that changes in between cannot slip past it.
+POST into the operator's own network (SSRF). The rule (``routstr.net.addresses``, shared with every
+other call to a URL a user chose) is checked at registration and again at every delivery, on the
+addresses the host resolves to then; the delivery connects to the address that was checked
+(``Destination.url_for``), so a DNS answer that changes in between cannot slip past it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
-from dataclasses import dataclass
-from urllib.parse import quote
+from routstr.net import addresses
+from routstr.net.addresses import IP, MAX_URL_LENGTH, Destination, DestinationError, refusal
 
-from yarl import URL
-
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-MAX_URL_LENGTH = 2048
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
-class DestinationError(ValueError):
-    """A URL the node will not call; ``code`` is the error code the API answers with."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message, self.code = message, code
-
-
-def _bad(message: str) -> DestinationError:
-    return DestinationError(message, "invalid_webhook_url")
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    scheme: str
-    host: str  # IDNA-encoded host name, or an IP address without brackets
-    port: int
-    path_qs: str  # encoded, as received
-
-    @property
-    def ip(self) -> IP | None:
-        try:
-            return ipaddress.ip_address(self.host)
-        except ValueError:
-            return None
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def url_for(self, address: str) -> URL:
-        """The URL with its host replaced by one checked address (the Host header and TLS name stay)."""
-        netloc = f"[{address}]" if ":" in address else address
-        return URL(f"{self.scheme}://{netloc}:{self.port}{self.path_qs}", encoded=True)
+__all__ = ["IP", "MAX_URL_LENGTH", "Destination", "DestinationError", "parse_url", "refusal", "resolve"]
 
 
 def parse_url(url: str, allow_http: bool) -> Destination:
-    """An absolute https URL (http only if allowed) without credentials; raises DestinationError."""
-    if not url or len(url) > MAX_URL_LENGTH or any(c <= " " or c == "\x7f" for c in url):
-        raise _bad(f"url must be an absolute https URL of at most {MAX_URL_LENGTH} characters")
-    try:
-        u = URL(url)
-        host = u.raw_host
-        port = u.port
-    except (ValueError, UnicodeError):
-        raise _bad("url is not a valid URL") from None
-    schemes = ("https", "http") if allow_http else ("https",)
-    if u.scheme not in schemes:
-        raise _bad("url must be an https URL" if not allow_http else "url must be an http(s) URL")
-    if not host or port is None:
-        raise _bad("url needs a host")
-    if u.raw_user is not None or u.raw_password is not None:
-        raise _bad("url must not carry credentials; the secret signs every delivery instead")
-    return Destination(u.scheme, host.lower().rstrip("."), port, _path_qs(url))
-
-
-def _path_qs(url: str) -> str:
-    """Path and query exactly as given (a parser would normalise ``%2F`` and the like, and a
-    receiver may sign or route on them), non-ASCII percent-encoded, without the fragment."""
-    after = url.split("://", 1)[1]
-    cut = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
-    tail = after[cut:].split("#", 1)[0]
-    tail = quote(tail, safe=_PRINTABLE_ASCII)
-    return tail if tail.startswith("/") else "/" + tail
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo, NAT64)."""
-    out = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
-    if ip.teredo:
-        out.extend(ip.teredo)
-    if ip in _NAT64:
-        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return out
-
-
-def refusal(ip: IP, allow_private: bool) -> str | None:
-    """Why the node must not connect to ``ip`` (None: it may). Multicast and the unspecified address
-    are never a destination; the rest of the non-public space only with ``allow_private``."""
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_unspecified:
-        return "unspecified"
-    embedded = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
-    if embedded:  # the traffic goes to the IPv4 address: it decides
-        return next((r for r in (refusal(a, allow_private) for a in embedded) if r), None)
-    if allow_private:
-        return None
-    for reason, hit in (
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("reserved", ip.is_reserved),
-        ("private", ip.is_private),
-        ("non-public", not ip.is_global),
-    ):
-        if hit:
-            return reason
-    return None
+    """An absolute https URL (http only if allowed) without credentials; raises DestinationError
+    with the code the webhook API answers with."""
+    return addresses.parse_url(url, allow_http, code="invalid_webhook_url")
 
 
 async def resolve(dest: Destination, allow_private: bool, timeout_s: float = 5.0) -> list[str]:
-    """The addresses to connect to, all of them allowed; DestinationError if any is not (a name that
-    resolves to a public and a private address is refused), or if the name does not resolve."""
-    literal = dest.ip
-    if literal is not None:
-        addresses: list[IP] = [literal]
-    else:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(dest.host, dest.port, type=socket.SOCK_STREAM), timeout_s
-            )
-        except (OSError, TimeoutError):
-            raise DestinationError(f"{dest.host} does not resolve", "destination_unresolvable") from None
-        addresses = []
-        for info in infos:
-            a = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-            if a not in addresses:
-                addresses.append(a)
-        if not addresses:
-            raise DestinationError(f"{dest.host} does not resolve", "destination_unresolvable")
-    for a in addresses:
-        reason = refusal(a, allow_private)
-        if reason:
-            where = "is" if literal is not None else "resolves to"
-            raise DestinationError(
-                f"{dest.host} {where} a {reason} address; webhooks go to public addresses only",
-                "destination_not_allowed",
-            )
-    return [str(a) for a in addresses]
+    """The addresses to deliver to, all of them allowed (see ``routstr.net.addresses.resolve``)."""
+    try:
+        return await addresses.resolve(dest, allow_private, timeout_s)
+    except DestinationError as e:
+        if e.code != "destination_not_allowed":
+            raise
+        raise DestinationError(f"{e.message}; webhooks go to public addresses only", e.code) from None

@@ -31,6 +31,7 @@ FOREIGN = {
     "FOREIGN_MINT_MAX_SATS": "200",
     "FOREIGN_MINT_DAILY_SATS": "350",
     "FOREIGN_MINT_ALLOW_HTTP": "true",
+    "FOREIGN_MINT_ALLOW_PRIVATE": "true",  # the test mints are on 127.0.0.1
 }
 
 

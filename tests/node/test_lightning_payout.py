@@ -29,6 +29,8 @@ from tests.conftest import NodeHandle, Upstream, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FAKEWALLET_FEE = 1  # the routing fee FakeWallet reports for a payment
+# the LNURL server below is on plain http at 127.0.0.1: refused unless the operator allows both
+LOCAL_LNURL = {"LNURL_ALLOW_HTTP": "true", "LNURL_ALLOW_PRIVATE": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,7 @@ async def test_refund_to_a_lightning_address_and_to_an_lnurl(
     tmp_path: Path,
     lnurl_server: dict[str, Any],
 ):
-    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, **LOCAL_LNURL) as node:
         async with aiohttp.ClientSession() as http:
             key = await funded_key(node, wallet, mint_url, http, 300)
             address = "alice@" + lnurl_server["host"]
@@ -185,7 +187,7 @@ async def test_an_expired_key_pays_the_rest_to_its_refund_address(
 
     from routstr.wallet.expiry import pay_out_expired
 
-    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, **LOCAL_LNURL) as node:
         async with aiohttp.ClientSession() as http:
             terms = {
                 "Refund-LNURL": "alice@" + lnurl_server["host"],
@@ -226,7 +228,7 @@ async def test_earnings_go_out_over_lightning_and_users_money_stays(
     from routstr.wallet.withdraw import WouldTouchUserMoney
     from routstr.wallet.withdraw_lightning import auto_payout, withdraw_lightning
 
-    async with running_node(backend, mint_url, fake_upstream, tmp_path, LNURL_ALLOW_HTTP="true") as node:
+    async with running_node(backend, mint_url, fake_upstream, tmp_path, **LOCAL_LNURL) as node:
         async with aiohttp.ClientSession() as http:
             key = await funded_key(node, wallet, mint_url, http, 400)
             body = {

@@ -320,7 +320,7 @@ async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
             mint.stop()
             async with http.post(node.v1 + "/chat/completions", json=chat_body(), headers=paid(token)) as r:
                 assert r.status == 503
-                assert mint.url in (await r.json())["error"]["message"]
+                assert mint.url not in (await r.json())["error"]["message"]  # no internal detail
             await mints.check_health()
             async with http.get(node.v1 + "/info") as r:
                 assert (await r.json())["mint_status"] == {mint.url: "down"}

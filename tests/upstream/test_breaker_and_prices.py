@@ -21,19 +21,19 @@ class Clock:
 def test_breaker_opens_cools_down_and_probes_once():
     clock = Clock()
     b = Breaker(threshold=2, cooldown_s=10, clock=clock)
-    b.failure()
+    b.unreachable("m")
     assert b.available() and not b.is_open
-    b.failure()
-    assert b.is_open and not b.available()
+    b.unreachable("m")
+    assert b.is_open and not b.available() and not b.available("other")
     clock.now = 10
     assert b.available()
-    b.attempt()  # the probe is on its way: nobody else goes there meanwhile
+    b.attempt("m")  # the probe is on its way: nobody else goes there meanwhile
     assert not b.available()
-    b.failure()  # the probe failed: another cooldown
+    b.unreachable("m")  # the probe failed: another cooldown
     assert not b.available()
     clock.now = 20
-    b.attempt()
-    b.success()
+    b.attempt("m")
+    b.success("m")
     assert not b.is_open and b.available()
 
 
@@ -52,8 +52,8 @@ def test_fee_is_a_markup_rounded_up():
 def test_route_is_cheapest_first_and_skips_providers_on_cooldown():
     a, b, c = _provider("a", "0.2"), _provider("b", "0.05"), _provider("c", "0", models=["other"])
     assert [(p.name, m) for p, m in route([a, b, c], "m")] == [("b", "m"), ("a", "m")]
-    b.breaker.failures = b.breaker.threshold
-    b.breaker.open_until = float("inf")
+    for _ in range(b.breaker.threshold):
+        b.breaker.unreachable("m")  # b's connection fails: on cooldown
     assert [p.name for p, _ in route([a, b, c], "m")] == ["a"]
     # an alias offers each target's providers, cheapest first, the alias order breaking ties
     a.listed = frozenset({"m"})  # what its /models said

@@ -10,6 +10,7 @@ from routstr.admin.session import (
     current_cookie,
     end_session,
     login_allowed,
+    login_succeeded,
     password_is_set,
     same_origin,
     start_session,
@@ -32,7 +33,11 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    data = await request.post()
+    try:
+        data = await request.post()
+    except ValueError:  # a broken multipart body, or bytes that are not UTF-8: no password in it
+        return render(request, "login.html", status=400, error="The form could not be read.",
+                      configured=True, next="/admin/")  # fmt: skip
     nxt = _next(request, str(data.get("next", "")))
     node = request.app[NODE]
     if not same_origin(request):
@@ -47,6 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not await check_password(node, str(data.get("password", ""))):
         return render(request, "login.html", status=401, error="Wrong password.",
                       configured=await password_is_set(node), next=nxt)  # fmt: skip
+    await login_succeeded(request)
     resp = see_other(nxt)
     await start_session(request, resp)
     return resp

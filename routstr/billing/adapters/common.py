@@ -37,11 +37,14 @@ def text_bytes(content: Any) -> int:
 
 
 def positive_int(body: dict[str, Any], name: str) -> int | None:
+    """An output limit the node reserves for and sends on: 1 to 2^31 - 1 (no model writes more, and
+    a bigger one would overflow the reservation's arithmetic or the provider's parser), else 400."""
+    most = 2**31 - 1
     v = body.get(name)
     if v is None:
         return None
-    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-        raise InvalidRequest(f"'{name}' must be a positive integer", details={"param": name})
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= most:
+        raise InvalidRequest(f"'{name}' must be an integer from 1 to {most}", details={"param": name})
     return v
 
 
