@@ -59,8 +59,26 @@ from routstr.wallet.refund import Refunder
 
 log = logging.getLogger(__name__)
 
-# A Cashu token in a header can be tens of KB (dozens of proofs); aiohttp's default limit is 8 KB.
-MAX_HEADER_BYTES = 128 * 1024
+# What an unauthenticated client can make the node hold before its request is handled. aiohttp's C
+# parser (3.14) keeps every header field it has read until the blank line that ends the headers,
+# twice (raw bytes, and decoded str), with no cap on their total: only on the request line, on each
+# field and on the count of fields. Its field check forgets a name that came in one piece before it
+# checks the value, so a value alone can reach MAX_HEADER_FIELD_BYTES, and two consecutive names
+# share that limit: the worst a field can cost is 2 * 1.5 * MAX_HEADER_FIELD_BYTES, a connection about
+# MAX_HEADERS * 3 * MAX_HEADER_FIELD_BYTES + MAX_REQUEST_LINE_BYTES = 10 MiB (it was 48 MiB with
+# 128 fields of 128 KiB). Past any limit the node answers 400 ``header_too_large`` and closes.
+# The only large header is a Cashu token (X-Cashu, or as the key after "Bearer "): tokens are
+# refused above 64 KiB (routstr/cashu/tokens.py), so 72 KiB leaves room for the prefix.
+MAX_HEADER_FIELD_BYTES = 72 * 1024
+# The OpenAI and Anthropic SDKs send about 15 fields, a browser about 22; a CDN and a proxy in
+# front add about 10 (CF-*, X-Forwarded-*, X-Real-IP). 48 leaves room; aiohttp's default is 128.
+MAX_HEADERS = 48
+MAX_REQUEST_LINE_BYTES = 8 * 1024  # method, path with query, version: the node's paths are short
+# aiohttp starts this clock when a connection opens and closes the connection if no whole request
+# has come by then, so it also bounds how long a client sending its headers byte by byte holds
+# that memory (aiohttp has no separate header timeout, nor a cap on connections). 75 s, as nginx:
+# above the 60 s idle timeout of common load balancers, so that they close idle connections first.
+KEEPALIVE_TIMEOUT_S = 75.0
 
 
 async def server_secret(db: Database, configured: str) -> bytes:
@@ -183,7 +201,12 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_context],
-        handler_args={"max_field_size": MAX_HEADER_BYTES, "max_line_size": MAX_HEADER_BYTES},
+        handler_args={
+            "max_field_size": MAX_HEADER_FIELD_BYTES,
+            "max_headers": MAX_HEADERS,
+            "max_line_size": MAX_REQUEST_LINE_BYTES,
+            "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+        },
     )
     envelope_parse_errors(app)  # past those limits too, the answer is the spec's envelope
     app[METRICS] = NodeMetrics()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core.ids import PROCESS
@@ -252,6 +252,27 @@ async def wallet_total(conn: AsyncConnection, mint_url: str, unit: str) -> int:
         )
     ).first()
     return int(row[0]) if row else 0
+
+
+async def exposure_units(conn: AsyncConnection, mint_url: str, unit: str) -> int:
+    """Units of ``unit`` the node holds at ``mint_url`` plus those redemptions are bringing in now
+    (recorded, not finished). One statement, so one snapshot: a redemption that finishes meanwhile is
+    counted once, as proofs or as in flight, never neither."""
+    held = select(func.coalesce(func.sum(proofs.c.amount), 0)).where(
+        proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state.in_(("unspent", "reserved"))
+    )
+    coming = select(func.coalesce(func.sum(swaps.c.user_amount), 0)).where(
+        swaps.c.kind == "redeem", swaps.c.state == PENDING, swaps.c.mint_url == mint_url, swaps.c.unit == unit
+    )
+    row = (await conn.execute(select(held.scalar_subquery() + coming.scalar_subquery()))).first()
+    return int(row[0]) if row else 0
+
+
+async def lock_mint(conn: AsyncConnection, mint_url: str) -> None:
+    """Take turns per mint for the rest of this transaction, across every process of a fleet
+    (PostgreSQL; SQLite has one writer at a time anyway): a check-then-insert at one mint is atomic."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:m))"), {"m": "mint:" + mint_url})
 
 
 async def abandon_redeem(conn: AsyncConnection, swap_id: str, *, forget: bool = False) -> None:

@@ -170,6 +170,7 @@ class Redeemer:
                         token_hash=th,
                         inputs=[p.to_input_dict() for p in proofs],
                         outputs=[output_record(o, "node") for o in prepared],
+                        user_amount=amount,  # in flight until done: counted against the exposure cap
                     )
         except IntegrityError:
             existing = None  # another process recorded it between our read and insert
@@ -256,13 +257,15 @@ class Redeemer:
         raise AssertionError("unreachable")
 
     async def _check_exposure(self, conn: AsyncConnection, mint: str, unit: str, amount: int) -> None:
-        """Refuse a token that would take the node's holdings at its mint past the operator's limit."""
+        """Refuse a token that would take the node's holdings at its mint past the operator's limit,
+        counting what is held there and what other redemptions are bringing in right now."""
         limit = self.mints.max_exposure_msat
         if not limit:
             return
+        await wallet_store.lock_mint(conn, mint)  # concurrent redemptions, also in other processes
         held = 0
         for u in UNIT_MSAT:
-            held += unit_to_msat(await wallet_store.wallet_total(conn, mint, u), u)
+            held += unit_to_msat(await wallet_store.exposure_units(conn, mint, u), u)
         if held + unit_to_msat(amount, unit) > limit:
             raise ServiceUnavailable(
                 f"This node already holds as much eCash of mint {mint} as it accepts; your token was "
