@@ -365,7 +365,8 @@ async def put_model(request: web.Request) -> web.Response:
 async def delete_model(request: web.Request) -> web.Response:
     node = await require_admin(request)
     model = request.match_info["model"]
-    if not await reset_model(node, request.app[MANAGED], model):
+    # a model id with a control character has no stored settings (and is not one to look up)
+    if not forms.clean(model) or not await reset_model(node, request.app[MANAGED], model):
         raise NotFound(f"Model {model!r} has no stored settings")
     return json_response({"deleted": True})
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.api.admin import MAX_ID, parse_id, path_id, require_admin
+from routstr.api.catalogue_forms import clean
 from routstr.api.info import json_response
 from routstr.api.state import Node
 from routstr.cashu.errors import TokenError
@@ -149,6 +150,8 @@ async def get_requests(request: web.Request) -> web.Response:
     limit, before = _page(request)
     key_id = _int_param(request, "key_id", None)
     model = request.query.get("model") or None
+    if model is not None and (len(model) > 255 or not clean(model)):
+        raise InvalidRequest("'model' must be a model id (no control characters)", details={"param": "model"})
     async with node.db.read() as conn:
         found = await queries.list_requests(conn, key_id, model, limit, before)
     return json_response(

@@ -7,6 +7,7 @@ follows exactly the rules of ``PRICING_FILE``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +20,15 @@ MODEL_FIELDS = frozenset({"price", "enabled", "aliases"})
 KINDS = ("openai", "anthropic")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_LIST = 1000
+# a price number past this is a typo, and past 2^63 it no longer fits the JSON of the answer (a 500)
+MAX_PRICE = Decimal(10) ** 12
+MAX_FEE = Decimal(1000)  # a markup of 100,000%: more is a typo, and 1e400 was taken and stored
+
+
+def clean(v: str) -> bool:
+    """No control characters (NUL, newlines: PostgreSQL refuses NUL in text, a header refuses
+    newlines) and no lone surrogates (not encodable as UTF-8)."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in v)
 
 
 def _bad(param: str, message: str) -> InvalidRequest:
@@ -38,7 +48,7 @@ def provider_name(v: Any) -> str:
 
 
 def base_url(v: Any) -> str:
-    u = urlparse(v) if isinstance(v, str) else None
+    u = urlparse(v) if isinstance(v, str) and clean(v.strip()) else None
     if u is None or u.scheme not in ("http", "https") or not u.netloc:
         raise _bad("base_url", "'base_url' must be an http(s) URL, e.g. https://api.openai.com/v1")
     return str(v).strip().rstrip("/")
@@ -54,7 +64,7 @@ def api_key(v: Any) -> str:
     """A key to store; "" (or null) means none. Whitespace inside would break the header."""
     if v is None:
         return ""
-    if not isinstance(v, str) or len(v) > 4096 or any(c.isspace() for c in v.strip()):
+    if not isinstance(v, str) or len(v) > 4096 or any(c.isspace() for c in v.strip()) or not clean(v.strip()):
         raise _bad("api_key", "'api_key' must be a string without spaces (or null for none)")
     return v.strip()
 
@@ -64,11 +74,11 @@ def fee(v: Any) -> Decimal:
         raise _bad("fee", "'fee' must be a number (0.05 for +5%)")
     try:
         d = Decimal(str(v))
-        ok = d.is_finite() and d >= 0
+        ok = d.is_finite() and 0 <= d <= MAX_FEE
     except (InvalidOperation, ArithmeticError):
         ok = False
     if not ok:
-        raise _bad("fee", "'fee' must be a non-negative number (0.05 for +5%)")
+        raise _bad("fee", f"'fee' must be a number from 0 to {MAX_FEE} (0.05 for +5%)")
     return d
 
 
@@ -76,7 +86,7 @@ def model_list(v: Any, param: str) -> tuple[str, ...]:
     if (
         not isinstance(v, list)
         or len(v) > _MAX_LIST
-        or not all(isinstance(m, str) and m.strip() and len(m) <= 255 for m in v)
+        or not all(isinstance(m, str) and m.strip() and len(m) <= 255 and clean(m) for m in v)
     ):
         raise _bad(param, f"'{param}' must be a list of model ids")
     return tuple(dict.fromkeys(m.strip() for m in v))
@@ -115,20 +125,43 @@ def provider_changes(body: dict[str, Any], *, new: bool) -> dict[str, Any]:
     return out
 
 
+def model_id(model: str) -> str:
+    """A model id from the URL: 1-255 characters, none of them control characters."""
+    if not model or len(model) > 255 or not clean(model):
+        raise _bad("model", "a model id is 1-255 characters, none of them control characters")
+    return model
+
+
+def _price(model: str, price: Any) -> None:
+    """A pricing-file table, its numbers up to ``MAX_PRICE``."""
+    try:
+        parse_spec(price, f"models.{model}")
+    except ValueError as e:
+        raise _bad("price", str(e) or "not a valid price") from None
+    except ArithmeticError:
+        raise _bad("price", "'price' holds something that is not a number") from None
+    for k, v in price.items():
+        if isinstance(v, int | float) and not isinstance(v, bool) and not abs(v) <= MAX_PRICE:
+            raise _bad("price", f"'price.{k}' must be at most {MAX_PRICE}")
+        if isinstance(v, str):
+            try:
+                too_big = not abs(Decimal(v)) <= MAX_PRICE
+            except ArithmeticError:
+                too_big = True
+            if too_big:
+                raise _bad("price", f"'price.{k}' must be at most {MAX_PRICE}")
+
+
 def model_changes(model: str, body: dict[str, Any]) -> dict[str, Any]:
     """``price`` (a pricing-file table, or null for the file's), ``enabled``, ``aliases`` (a list of
     provider model ids; [] removes an alias the providers file sets; null: no alias set here)."""
     _unknown(body, MODEL_FIELDS)
-    if not model or len(model) > 255:
-        raise _bad("model", "a model id is 1-255 characters")
+    model_id(model)
     out: dict[str, Any] = {}
     if "price" in body:
         price = body["price"]
         if price is not None:
-            try:
-                parse_spec(price, f"models.{model}")
-            except (ValueError, ArithmeticError) as e:
-                raise _bad("price", str(e) or "not a valid price") from None
+            _price(model, price)
         out["price"] = price
     if "enabled" in body:
         out["enabled"] = enabled(body["enabled"])

@@ -72,11 +72,19 @@ _BALANCE = {
     },
 }
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+# what the node accepts (an empty model or messages, an output limit < 1 or >= 2^31 is a 400)
+_MODEL = {"type": "string", "minLength": 1}
+_OUTPUT_LIMIT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
 def _llm(summary: str, required: list[str]) -> dict[str, Any]:
     """A billed endpoint whose body is the provider's own (passed through, priced from usage)."""
-    body = {"type": "object", "required": required, "additionalProperties": True}
+    body = {
+        "type": "object",
+        "required": required,
+        "properties": {"model": _MODEL},
+        "additionalProperties": True,
+    }
     return {
         "post": {
             "tags": ["LLM"],
@@ -164,11 +172,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["model", "messages"],
                     "properties": {
-                        "model": {"type": "string"},
-                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "model": _MODEL,
+                        "messages": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "object", "required": ["role"]},
+                        },
                         "stream": {"type": "boolean"},
-                        "max_tokens": {"type": "integer"},
-                        "max_completion_tokens": {"type": "integer"},
+                        "max_tokens": _OUTPUT_LIMIT,
+                        "max_completion_tokens": _OUTPUT_LIMIT,
                         "stream_options": {"type": "object"},
                     },
                 }

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from routstr.api.catalogue_forms import MAX_PRICE
+
 TAG = "admin"
 SECURITY_SCHEME = {
     "type": "http",
@@ -44,12 +46,30 @@ _PROVIDER = {
         "cooling_down": {"type": "boolean"},
     },
 }
+_PRICE_NUMBER = {"type": "number", "minimum": 0, "maximum": int(MAX_PRICE)}
+_PRICE_KEYS = [  # those of core.pricing: sats or USD, not both
+    template.format(unit)
+    for unit in ("sats", "usd")
+    for template in (
+        "prompt_{}_per_mtok",
+        "completion_{}_per_mtok",
+        "request_{}",
+        "cached_prompt_{}_per_mtok",
+        "cache_write_{}_per_mtok",
+    )
+]
 _MODEL_BODY = {
     "type": "object",
     "properties": {
         "price": {
             "type": "object",
             "nullable": True,
+            "properties": {
+                **{k: _PRICE_NUMBER for k in _PRICE_KEYS},
+                "max_output_tokens": {"type": "integer", "minimum": 1},
+                "context_length": {"type": "integer", "minimum": 1},
+            },
+            "additionalProperties": False,
             "description": 'a [models."id"] table of the pricing file (sats or USD per Mtok, per '
             "request, cached/cache-write prices, max_output_tokens, context_length); null: the file's",
             "example": {"prompt_sats_per_mtok": 1000, "completion_sats_per_mtok": 3000},

@@ -6,6 +6,7 @@ The secret is sealed before it is stored and never answered back.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -77,11 +78,19 @@ async def list_webhooks(request: web.Request) -> web.Response:
     return json_response({"data": [_public(w) for w in rows]})
 
 
+# what new_webhook_id makes: anything else names no webhook, and is not sent to the database (where
+# a NUL in it would be an error, not a miss)
+_WEBHOOK_ID = re.compile(r"wh_[0-9a-f]{1,64}")
+
+
 async def delete_webhook(request: web.Request) -> web.Response:
     node = request.app[NODE]
     key_id = await _key_id(node, request)
-    async with node.db.write() as conn:
-        deleted = await store.delete_webhook(conn, request.match_info["webhook_id"], key_id)
+    webhook_id = request.match_info["webhook_id"]
+    deleted = False
+    if _WEBHOOK_ID.fullmatch(webhook_id):
+        async with node.db.write() as conn:
+            deleted = await store.delete_webhook(conn, webhook_id, key_id)
     if not deleted:  # also when it is another key's: its existence is not told
         raise NotFound("This key has no webhook with that id", code="webhook_not_found")
     return web.Response(status=204)

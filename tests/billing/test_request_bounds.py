@@ -174,3 +174,12 @@ def test_sat_tokens_are_charged_rounded_up() -> None:
     assert whole_unit_charge(1, 1000) == 1000
     assert whole_unit_charge(0, 1000) == 0
     assert whole_unit_charge(1903, 1) == 1903
+
+
+def test_a_model_id_with_control_characters_is_refused() -> None:
+    """PostgreSQL refuses NUL in text: such an id must be a 400 before it reaches the ledger (a 500 on
+    main when a stored provider has no model list)."""
+    hi = [{"role": "user", "content": "hi"}]
+    for bad in ("a\u0000b", "a\nb", "x" * 257):
+        assert _code(CHAT, {"model": bad, "messages": hi}) == "invalid_request"
+    assert _facts(CHAT, {"model": "anthropic/claude-sonnet-4.5:beta", "messages": hi}).model

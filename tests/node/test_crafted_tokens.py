@@ -131,9 +131,10 @@ async def test_crafted_tokens_are_refused_while_the_node_keeps_answering(
         # the genuine proof was never spent: none of this reached the mint's swap
         assert set(await wallet.acheck(token(real))) == {"UNSPENT"}
 
-        # eight proofs and eight outputs: their curve work runs off the event loop, with the same result
+        # eight proofs or more (the wallet picks them) and as many outputs: their curve work runs off the
+        # event loop, with the same result
         genuine = decode_token(await wallet.asend(mint_url, 255, include_dleq=True)).proofs
-        assert len(genuine) == 8 and all(p.dleq is not None for p in genuine)
+        assert len(genuine) >= 8 and all(p.dleq is not None for p in genuine)
         last = genuine[-1]
         assert last.dleq is not None
         tampered = replace(last, dleq=replace(last.dleq, s="11" * 32))

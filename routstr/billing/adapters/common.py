@@ -48,10 +48,15 @@ def positive_int(body: dict[str, Any], name: str) -> int | None:
     return v
 
 
+MAX_MODEL_ID = 256
+
+
 def require_model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", details={"param": "model"})
+    if len(model) > MAX_MODEL_ID or not model.isprintable():  # no model id has control characters
+        raise InvalidRequest("'model' is not a valid model id", details={"param": "model"})
     return model
 
 
