@@ -111,3 +111,53 @@ async def test_change_pending_when_the_health_check_emptied_the_keyset_cache(
             status, _, raw = await _post(http, node.v1 + "/balance/refund", headers={"X-Cashu": token})
             assert status == 200, raw[:500]
             assert await wallet.areceive((await _json(raw))["token"]) > 0
+
+
+async def test_no_answer_is_a_500_with_the_mint_killed_mid_load(
+    backend: str, tmp_path: Path, wallet: TestWallet, fake_upstream: Upstream
+) -> None:
+    """Keys and X-Cashu tokens keep paying while the mint is killed and comes back: every answer is a
+    200 or a 503/4xx in the envelope, never a 500, and the books balance afterwards."""
+    pricing = tmp_path / "pricing.toml"
+    pricing.write_text(PRICING)
+    with NutshellMint("outage-load") as mint:
+        async with fresh_database(backend, tmp_path) as db_url:
+            env = node_env(
+                mint.url, fake_upstream.url, db_url, pricing, SECRET_KEY="k", MINT_HEALTH_SECONDS="1"
+            )
+            node = NodeProcess(env, tmp_path / "node.log")
+            await asyncio.to_thread(node.start)
+            try:
+                tokens = [await wallet.asend(mint.url, 30) for _ in range(16)]
+                key_token = await wallet.asend(mint.url, 500)
+                statuses: list[int] = []
+                async with aiohttp.ClientSession() as http:
+                    s, _, raw = await _post(
+                        http, node.url + "/v1/balance/create", json={"cashu_token": key_token}
+                    )
+                    assert s == 201, raw[:300]
+                    key = {"Authorization": f"Bearer {(await _json(raw))['api_key']}"}
+
+                    async def load(headers: dict[str, str], rounds: int) -> None:
+                        for _ in range(rounds):
+                            body = chat_body(max_tokens=5, fake_delay_ms=150)
+                            s, _, out = await _post(
+                                http, node.url + "/v1/chat/completions", json=body, headers=headers
+                            )
+                            statuses.append(s)
+                            assert s != 500, out[:300]
+                            assert out.startswith(b'{"error"') or s == 200, (s, out[:300])
+
+                    workers = [asyncio.create_task(load(key, 20))]
+                    workers += [asyncio.create_task(load({"X-Cashu": t}, 1)) for t in tokens[:8]]
+                    await asyncio.sleep(1.0)
+                    mint.kill()
+                    workers += [asyncio.create_task(load({"X-Cashu": t}, 1)) for t in tokens[8:]]
+                    await asyncio.sleep(2.0)
+                    mint.start()
+                    await asyncio.gather(*workers)
+                assert statuses.count(200) >= 20, statuses  # the key kept paying through the outage
+                await asyncio.sleep(1.5)  # the health check finds the mint up again
+                await assert_audit_passes(node)
+            finally:
+                node.stop()
