@@ -274,7 +274,10 @@ async def test_another_process_applies_a_change_within_the_sync_interval(
         async with http.post(node.url + "/admin/api/providers", json=new, headers=admin) as r:
             assert r.status == 201
         changed_at = time.monotonic()
-        while (await listed(http, other + "/v1"))["gpt-4o-mini"]["sats_pricing"]["prompt"] != 0.004:
+        while True:  # the new price, and the new provider's models (fetched once it is synced)
+            models = await listed(http, other + "/v1")
+            if models["gpt-4o-mini"]["sats_pricing"]["prompt"] == 0.004 and "db-only-model" in models:
+                break
             assert time.monotonic() - changed_at < 3, "the other process did not pick the change up"
             await asyncio.sleep(0.1)
         token = await wallet.asend(mint_url, 50)
