@@ -47,6 +47,7 @@ from routstr.upstream.providers import Provider, route, serves_any
 log = logging.getLogger(__name__)
 # what the log says when a settlement found less money than the request cost: a written-off cost
 WRITE_OFF = "more than the key held"
+MAX_RESERVATION_MSAT = 2**62  # 46 million BTC: beyond any balance, and within a signed 64-bit column
 
 
 class Pipeline:
@@ -293,8 +294,16 @@ class Pipeline:
 
     @staticmethod
     def _amount(price: ModelPrice, facts: RequestFacts, max_out: int, shot: OneShot | None) -> int:
-        """The reservation: in whole units of an X-Cashu token's unit, so its charge always fits."""
+        """The reservation: in whole units of an X-Cashu token's unit, so its charge always fits. One that
+        no balance can ever hold (it would not fit the ledger's 64-bit column) is a 400, not a 500."""
         amount = price.max_cost_msat(facts.prompt_bound_tokens, max_out * facts.outputs, facts.requests or 1)
+        if amount > MAX_RESERVATION_MSAT:
+            raise InvalidRequest(
+                "This request could cost more than any balance can hold: lower its output limit, n or "
+                "best_of",
+                details={"required": amount},
+                code="request_too_large",
+            )
         return shot.charge(amount) if shot is not None else amount
 
     async def _try_reserve(self, key_id: int, amount: int, ref: str, model: str) -> int | None:

@@ -183,3 +183,16 @@ def test_a_model_id_with_control_characters_is_refused() -> None:
     for bad in ("a\u0000b", "a\nb", "x" * 257):
         assert _code(CHAT, {"model": bad, "messages": hi}) == "invalid_request"
     assert _facts(CHAT, {"model": "anthropic/claude-sonnet-4.5:beta", "messages": hi}).model
+
+
+def test_a_reservation_no_balance_can_hold_is_a_400_not_a_database_error() -> None:
+    from routstr.billing.pipeline import MAX_RESERVATION_MSAT, Pipeline
+    from routstr.core.pricing import ModelPrice
+
+    body = {"model": "m", "prompt": [""] * 1000, "best_of": 20, "max_tokens": 2**31 - 1}
+    facts = _facts(LEGACY, body)
+    price = ModelPrice(10**6, 10**12)  # a billion sats per million output tokens
+    with pytest.raises(InvalidRequest) as e:
+        Pipeline._amount(price, facts, 2**31 - 1, None)
+    assert e.value.code == "request_too_large" and e.value.details["required"] > MAX_RESERVATION_MSAT
+    assert Pipeline._amount(price, facts, 1, None) < MAX_RESERVATION_MSAT
