@@ -6,13 +6,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 import aiohttp
 import aiohttp_cors
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError
 
 from routstr.admin import views as dashboard
 from routstr.admin.session import store_first_password
@@ -41,15 +39,16 @@ from routstr.jobs import start_jobs
 from routstr.limits import LimitPolicy, Limits, make_limiter
 from routstr.metrics.counters import METRICS, NodeMetrics
 from routstr.rates.feed import BtcUsdFeed
-from routstr.storage import accounts
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
+from routstr.storage.node_secret import load_node_secret
 from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.managed import ManagedCatalogue
 from routstr.upstream.providers import Provider
 from routstr.upstream.spec import ProviderSpec
+from routstr.wallet.identity_upgrade import upgrade_token_identities
 from routstr.wallet.lightning_in import Invoices
 from routstr.wallet.lightning_out import Payouts
 from routstr.wallet.mints import ForeignMintPolicy, MintRegistry
@@ -81,23 +80,11 @@ MAX_REQUEST_LINE_BYTES = 8 * 1024  # method, path with query, version: the node'
 KEEPALIVE_TIMEOUT_S = 75.0
 
 
-async def server_secret(db: Database, configured: str) -> bytes:
-    """The HMAC key for key hashes: SECRET_KEY if set, else one generated once and kept in the DB."""
-    if configured:
-        return configured.encode()
-    with contextlib.suppress(IntegrityError):  # another process of the fleet stored it first
-        async with db.write() as conn:
-            await accounts.put_setting_if_absent(conn, "key_hmac_secret", secrets.token_hex(32))
-    async with db.read() as conn:
-        value = await accounts.get_setting(conn, "key_hmac_secret")
-    assert value is not None
-    return value.encode()
-
-
 async def build_node(
     settings: Settings, session: aiohttp.ClientSession, db: Database, counters: NodeMetrics | None = None
 ) -> Node:
-    secret = await server_secret(db, settings.secret_key)
+    secret = await load_node_secret(db, settings)
+    await upgrade_token_identities(db, secret)  # once per database (issue 14)
     foreign = None
     if settings.foreign_mint_max_sats > 0:
         daily = settings.foreign_mint_daily_sats or 10 * settings.foreign_mint_max_sats

@@ -66,7 +66,18 @@ def _has_a_provider(settings: Settings) -> bool:
     return asyncio.run(look())
 
 
+async def _check_node_secret(settings: Settings) -> None:
+    """Create (or move out of the database) the node secret and check it against the database before
+    the node starts, so a wrong one stops ``serve`` with a message (``NodeSecretError``)."""
+    from routstr.storage.node_secret import load_node_secret
+
+    async with opened_db(settings) as db:
+        await load_node_secret(db, settings)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from aiohttp import web
 
     from routstr.app import create_app
@@ -87,10 +98,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"routstr: configuration error: {NO_PROVIDER}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.log_client_ips)
-    if args.workers > 1:
-        from routstr.workers import supervise
+    try:
+        if args.workers > 1:
+            from routstr.workers import supervise
 
-        return supervise(settings, args.workers, args.env_file)
+            return supervise(settings, args.workers, args.env_file)  # its prepare() checks the secret
+        asyncio.run(_check_node_secret(settings))
+    except ConfigError as e:  # a node secret that does not match the database: say so, no traceback
+        print(f"routstr: configuration error: {e}", file=sys.stderr)
+        return 2
     _use_uvloop()
     print(f"routstr {__version__} serving on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(
@@ -198,6 +214,7 @@ def run_and_print(command: str, work: Coroutine[object, object, object]) -> int:
     import asyncio
     import json
 
+    from routstr.config import ConfigError
     from routstr.core.errors import ApiError
 
     try:
@@ -205,6 +222,9 @@ def run_and_print(command: str, work: Coroutine[object, object, object]) -> int:
     except ApiError as e:
         print(f"routstr {command}: {e.message}", file=sys.stderr)
         return 1
+    except ConfigError as e:  # e.g. a node secret that does not match the database
+        print(f"routstr {command}: configuration error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(out))
     return 0
 
@@ -247,8 +267,8 @@ def _admin_token(args: argparse.Namespace) -> int:
     """Create, list or revoke the tokens scripts use for /admin/api/* (only their HMAC is stored)."""
     from routstr.api.admin import create_admin_token
     from routstr.api.admin_access import token_rows
-    from routstr.app import server_secret
     from routstr.storage import admin_store
+    from routstr.storage.node_secret import load_node_secret
 
     settings = _settings(args)
     if settings is None:
@@ -256,7 +276,7 @@ def _admin_token(args: argparse.Namespace) -> int:
 
     async def run() -> object:
         async with opened_db(settings) as db:
-            secret = await server_secret(db, settings.secret_key)
+            secret = await load_node_secret(db, settings)
             async with db.write() as conn:
                 if args.action == "create":
                     token_id, token = await create_admin_token(conn, secret, args.name)

@@ -25,10 +25,10 @@ def _read_key(args: argparse.Namespace) -> str | None:
 
 def _providers(args: argparse.Namespace) -> int:
     from routstr.api.admin_catalogue import db_provider_fields, file_provider_fields, insert_provider
-    from routstr.app import server_secret
     from routstr.cli import _settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest, NotFound
     from routstr.storage import provider_store
+    from routstr.storage.node_secret import load_node_secret
 
     settings = _settings(args)
     if settings is None:
@@ -47,7 +47,7 @@ def _providers(args: argparse.Namespace) -> int:
 
     async def run() -> object:
         async with opened_db(settings) as db:
-            secret = await server_secret(db, settings.secret_key)
+            secret = await load_node_secret(db, settings)
             async with db.write() as conn:
                 if args.action == "list":
                     rows = await provider_store.list_providers(conn)
@@ -75,9 +75,9 @@ def _providers(args: argparse.Namespace) -> int:
 
 def _keys(args: argparse.Namespace) -> int:
     from routstr.api.admin_keys import key_detail, search_keys
-    from routstr.app import server_secret
     from routstr.cli import _settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest
+    from routstr.storage.node_secret import load_node_secret
 
     settings = _settings(args)
     if settings is None:
@@ -88,7 +88,7 @@ def _keys(args: argparse.Namespace) -> int:
 
     async def run() -> object:
         async with opened_db(settings) as db:
-            secret = await server_secret(db, settings.secret_key)
+            secret = await load_node_secret(db, settings)
             async with db.read() as conn:
                 if args.action == "show":
                     if not value or not value.isdigit():

@@ -59,6 +59,7 @@ class Settings:
     pricing_file: str = ""
     prices: PriceBook = field(default_factory=PriceBook)
     secret_key: str = ""
+    secret_key_file: str = ""  # empty: beside the SQLite file, else ./routstr.secret (storage/node_secret)
     max_body_bytes: int = 10 * 1024 * 1024
     default_max_output_tokens: int = 4096
     image_input_tokens: int = 4096
@@ -378,6 +379,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         pricing_file=pricing_file,
         prices=prices,
         secret_key=env.get("SECRET_KEY", ""),
+        secret_key_file=env.get("SECRET_KEY_FILE", "").strip(),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
         image_input_tokens=_int(env, "IMAGE_INPUT_TOKENS", 4096, minimum=1),

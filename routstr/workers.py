@@ -1,7 +1,8 @@
 """``routstr serve --workers N``: N node processes sharing one port (SO_REUSEPORT) and one database.
 
-The supervisor brings the schema up to date and finishes swaps a crash left pending while no worker
-runs yet (so none of them can be in flight), then starts the workers and restarts any that dies.
+The supervisor brings the schema up to date, makes or checks the node secret (so the workers find one
+file, not a race to create it) and finishes swaps a crash left pending while no worker runs yet (so
+none of them can be in flight), then starts the workers and restarts any that dies.
 SIGTERM or Ctrl-C stops them all. Money state is only in the database; background jobs that move
 money run in one worker at a time (leases, see ``routstr.jobs``).
 """
@@ -21,6 +22,7 @@ import aiohttp
 from routstr.config import Settings
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
+from routstr.storage.node_secret import load_node_secret
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.recovery import recover_pending
 
@@ -33,6 +35,7 @@ async def prepare(settings: Settings) -> dict[str, int]:
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
+        await load_node_secret(db, settings)  # created (or moved out of the database) once, checked
         async with aiohttp.ClientSession() as session:
             mints = MintRegistry(settings.cashu_mints, session, settings.mint_timeout_s)
             return await recover_pending(db, mints, min_age_s=0)

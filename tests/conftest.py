@@ -6,8 +6,11 @@ The node runs in-process (same event loop as the tests) on a loopback port, on S
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -19,6 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from routstr.app import create_app
 from routstr.billing.pipeline import WRITE_OFF
@@ -167,6 +171,22 @@ async def _drop_postgres_db(base: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+    if _SECRETS_DIR is not None:
+        (_SECRETS_DIR / f"{name}.secret").unlink(missing_ok=True)
+
+
+_SECRETS_DIR: Path | None = None
+
+
+def _postgres_secret_file(db_url: str) -> str:
+    """A node on PostgreSQL keeps its secret in ./routstr.secret by default: the repository, when
+    tests run. Tests put it in a temporary folder instead, one file per test database, so every
+    process and CLI command on that database (whatever the test's tmp_path) finds the same one."""
+    global _SECRETS_DIR
+    if _SECRETS_DIR is None:
+        _SECRETS_DIR = Path(tempfile.mkdtemp(prefix="routstr-test-secrets-"))
+        atexit.register(shutil.rmtree, _SECRETS_DIR, True)
+    return str(_SECRETS_DIR / f"{make_url(db_url).database}.secret")
 
 
 @asynccontextmanager
@@ -230,6 +250,7 @@ def node_env(mint_url: str, upstream_url: str, db_url: str, pricing: Path, **ext
         # generous: tests hammer one key; tests/node/test_rate_limits.py sets the real defaults
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "100000",
         "RATE_LIMIT_CONCURRENT": "1000",
+        **({} if db_url.startswith("sqlite") else {"SECRET_KEY_FILE": _postgres_secret_file(db_url)}),
         **extra,
     }
 

@@ -19,13 +19,13 @@ from routstr.api.catalogue_forms import clean
 from routstr.api.info import json_response
 from routstr.api.state import Node
 from routstr.cashu.errors import TokenError
+from routstr.cashu.identity import token_identity
 from routstr.cashu.tokens import decode_token
 from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.keys import bearer_kind, key_hash
 from routstr.storage import admin_queries as queries
 from routstr.storage.accounts import now_ms
 from routstr.storage.books import books
-from routstr.wallet.redeem import token_identity
 
 MAX_PAGE = 500
 

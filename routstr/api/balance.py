@@ -13,11 +13,12 @@ from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
 from routstr.billing.xcashu import xcashu_value
+from routstr.cashu.identity import token_identity
 from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.keys import SK_PREFIX, key_hash
 from routstr.net.client_address import client_address
 from routstr.storage import accounts
-from routstr.wallet.redeem import Target, parse_token, token_identity
+from routstr.wallet.redeem import Target, parse_token
 
 
 def _client(request: web.Request) -> str | None:
@@ -46,11 +47,25 @@ async def _key(node: Node, request: web.Request) -> accounts.KeyRow:
     return key
 
 
+# the body fields a token is read from (``initial_balance_token``: Routstr Core's name for create)
+TOKEN_FIELDS = ("cashu_token", "token", "initial_balance_token")
+
+
 async def _token_from(request: web.Request, node: Node) -> str:
-    token = request.query.get("initial_balance_token") or request.query.get("cashu_token")
+    """The token from the JSON body. One in the query string is refused, not redeemed: a URL ends up
+    in access logs and proxies' logs, and whoever reads them could spend or replay it."""
+    if any(name in request.query for name in TOKEN_FIELDS):
+        raise InvalidRequest(
+            'Send the Cashu token in a POST body, as {"cashu_token": "cashuB…"}, not in the URL: '
+            "URLs are logged. This token was not used; if the URL was logged anywhere, spend it "
+            "(send it to yourself) before using it here",
+            code="token_in_url",
+            details={"param": "cashu_token"},
+        )
+    token = None
     if request.can_read_body:
         _, body = await read_json_body(request, node.settings.max_body_bytes)
-        token = body.get("cashu_token") or body.get("token") or body.get("initial_balance_token") or token
+        token = next((body[n] for n in TOKEN_FIELDS if isinstance(body.get(n), str) and body[n]), None)
     if not isinstance(token, str) or not token.strip():
         raise InvalidRequest(
             'Send a Cashu token as {"cashu_token": "cashuB…"}', details={"param": "cashu_token"}

@@ -240,9 +240,6 @@ def openapi_document() -> dict[str, Any]:
                 "tags": ["Balance"],
                 "summary": "Create an sk- key from a Cashu token",
                 "requestBody": _TOKEN_BODY,
-                "parameters": [
-                    {"name": "initial_balance_token", "in": "query", "schema": {"type": "string"}}
-                ],
                 "responses": {"201": _json("The new key (same token → same key)"), **_errors(400, 503)},
             }
         },

@@ -11,12 +11,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from routstr.cashu.identity import holder_mark, holder_matches, token_identity
+from routstr.cashu.tokens import Token
 from routstr.core.errors import ApiError, AuthenticationFailed, PaymentRequired
 from routstr.core.keys import bearer_kind, key_hash
-from routstr.storage import accounts
+from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.redeem import Redeemer, Target, parse_token, token_identity
+from routstr.wallet.redeem import Redeemer, Target, parse_token
 
 _CACHE_SIZE = 100_000
 
@@ -81,9 +83,9 @@ class Authenticator:
             khash = token_identity(self.secret, token)
             async with self.db.read() as conn:
                 row = await accounts.key_by_hash(conn, khash)
-            if row is not None and row.kind == "token" and await self._funded(khash):
+            if row is not None and row.kind == "token" and await self._opens(khash, token):
                 key_id = row.id
-            else:
+            else:  # new, still being redeemed, or not presented by its holder: the redeemer decides
                 target = Target(new_key_hash=khash, new_key_kind="token")
                 async with self.redeemer.gate.attempt(remote):
                     redeemed = await self.redeemer.redeem(token, target)
@@ -91,13 +93,14 @@ class Authenticator:
         self._remember(value, key_id)
         return key_id
 
-    async def _funded(self, khash: str) -> bool:
-        """A token key exists once its redemption is recorded; it is usable once that finished."""
-        from routstr.storage import wallet_store
-
+    async def _opens(self, khash: str, token: Token) -> bool:
+        """A token key exists once its redemption is recorded; it is usable once that finished, by
+        a presenter who holds what its redeemer held (``cashu.identity``)."""
         async with self.db.read() as conn:
             swap = await wallet_store.swap_by_token_hash(conn, khash)
-        return swap is not None and swap.state == wallet_store.DONE
+        if swap is None or swap.state != wallet_store.DONE:
+            return False
+        return holder_matches(swap.holder_mark, holder_mark(self.secret, token))
 
     def _remember(self, value: str, key_id: int) -> None:
         self._ids[value] = key_id

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from routstr.cashu.errors import CashuError
+from routstr.cashu.identity import holder_mark, holder_matches, token_identity
 from routstr.cashu.nut18 import PaymentRequest, encode_payment_request
 from routstr.core.errors import ApiError, InsufficientBalance, InvalidRequest, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div, whole_unit_charge
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.redeem import Redeemer, Target, TokenAlreadySpent, parse_token, token_identity
+from routstr.wallet.redeem import Redeemer, Target, TokenAlreadySpent, parse_token
 from routstr.wallet.refund import Refund, Refunder
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,12 @@ class XCashu:
     async def retrieve(self, value: str) -> Refund:
         """The change of the request a token paid for: paid out now if still held, else handed out again."""
         token = parse_token(value, self.mints)
+        th = token_identity(self.secret, token)
         async with self.db.read() as conn:
-            key = await accounts.key_by_hash(conn, token_identity(self.secret, token))
-        if key is None or key.kind != KEY_KIND:
+            key = await accounts.key_by_hash(conn, th)
+            paid = await wallet_store.swap_by_token_hash(conn, th)
+        held = paid is not None and holder_matches(paid.holder_mark, holder_mark(self.secret, token))
+        if key is None or key.kind != KEY_KIND or not held:
             raise InvalidRequest("This token has not paid for any request on this node", code="unknown_token")
         refund = await self.refunder.change(key.id)
         if refund is not None:

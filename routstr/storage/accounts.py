@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core import ledger as rules
@@ -143,6 +143,11 @@ async def get_setting(conn: AsyncConnection, name: str) -> str | None:
 async def put_setting_if_absent(conn: AsyncConnection, name: str, value: str) -> None:
     if await get_setting(conn, name) is None:
         await conn.execute(insert(node_settings).values(name=name, value=value))
+
+
+async def delete_setting(conn: AsyncConnection, name: str) -> None:
+    """Remove a setting (already absent: nothing happens)."""
+    await conn.execute(delete(node_settings).where(node_settings.c.name == name))
 
 
 async def refund_amount(conn: AsyncConnection, key_id: int, ref: str) -> int | None:

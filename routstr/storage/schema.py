@@ -101,7 +101,11 @@ swaps = Table(
     Column("unit", String(8), nullable=False),
     Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=True),
     Column("token_hash", String(64), nullable=True, unique=True),  # redeem: a token is redeemed once
-    Column("inputs", Text, nullable=False),  # JSON list of proofs
+    # redeem: the HMAC of the token's DLEQ blinding factors, which a re-presented token must match
+    # (``cashu.identity``); NULL when the token carried none
+    Column("holder_mark", String(64), nullable=True),
+    # JSON list of proofs; a user's token's ones (redeem, convert) are wiped once the swap ends
+    Column("inputs", Text, nullable=False),
     Column("outputs", Text, nullable=False),  # JSON list of prepared outputs (amount, id, secret, r, B_)
     Column("user_amount", BigInteger, nullable=False, server_default="0"),  # refund: units for the user
     Column("result_token", Text, nullable=True),  # refund: the token handed to the user

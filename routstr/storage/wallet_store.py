@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core.ids import PROCESS
@@ -19,6 +19,7 @@ from routstr.storage.accounts import now_ms
 from routstr.storage.schema import proofs, swaps
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+USER_INPUT_KINDS = ("redeem", "convert")  # swaps whose inputs are a user's token
 EXACT_MAX_INPUTS = 6  # more inputs than this: split one proof instead (each input may carry a fee)
 
 
@@ -39,6 +40,7 @@ class SwapRow:
     detail: dict[str, Any] | None = None  # convert: foreign mint and quotes
     created_at: int = 0
     executor: str | None = None
+    holder_mark: str | None = None
 
 
 _SWAP_COLS = (
@@ -57,6 +59,7 @@ _SWAP_COLS = (
     swaps.c.detail,
     swaps.c.created_at,
     swaps.c.executor,
+    swaps.c.holder_mark,
 )
 
 
@@ -77,6 +80,7 @@ def _swap(row: Any) -> SwapRow:
         detail=orjson.loads(row[12]) if row[12] else None,
         created_at=int(row[13]),
         executor=row[14],
+        holder_mark=row[15],
     )
 
 
@@ -93,6 +97,7 @@ async def insert_swap(
     outputs: list[dict[str, Any]],
     user_amount: int = 0,
     detail: dict[str, Any] | None = None,
+    holder_mark: str | None = None,
 ) -> None:
     """Record a swap before it is sent (raises IntegrityError if the token was redeemed before)."""
     t = now_ms()
@@ -105,6 +110,7 @@ async def insert_swap(
             unit=unit,
             key_id=key_id,
             token_hash=token_hash,
+            holder_mark=holder_mark,
             inputs=orjson.dumps(inputs).decode(),
             outputs=orjson.dumps(outputs).decode(),
             user_amount=user_amount,
@@ -143,8 +149,12 @@ async def finish_swap(
     error: str | None = None,
     collected: bool = False,
 ) -> bool:
-    """Move a pending swap to its final state; False if another worker finished it first."""
+    """Move a pending swap to its final state; False if another worker finished it first.
+
+    A user's token's proofs (redeem, convert) are wiped as it ends: once spent their secrets are of
+    no use to the node, and kept they would let a copy of the database name the token."""
     values: dict[str, Any] = {"state": state, "updated_at": now_ms(), "error": error, "collected": collected}
+    values["inputs"] = case((swaps.c.kind.in_(USER_INPUT_KINDS), "[]"), else_=swaps.c.inputs)
     if key_id is not None:
         values["key_id"] = key_id
     if result_token is not None:
@@ -356,3 +366,27 @@ async def uncollected_swaps(conn: AsyncConnection, kind: str) -> list[SwapRow]:
     """Finished swaps of ``kind`` whose token was never handed out (e.g. the process died first)."""
     q = select(*_SWAP_COLS).where(swaps.c.kind == kind, swaps.c.state == DONE, swaps.c.collected.is_(False))
     return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]
+
+
+async def token_swaps(conn: AsyncConnection) -> list[SwapRow]:
+    """Every swap a user's token is recorded by (redeem, convert), for re-keying their identities."""
+    q = select(*_SWAP_COLS).where(swaps.c.kind.in_(USER_INPUT_KINDS), swaps.c.token_hash.is_not(None))
+    return [_swap(r) for r in (await conn.execute(q)).all()]
+
+
+async def rekey_token(conn: AsyncConnection, swap_id: str, old_hash: str, new_hash: str) -> None:
+    """A token's swap, and the token key it made (its hash is the token's identity), under a new hash."""
+    from routstr.storage.schema import api_keys
+
+    await conn.execute(update(swaps).where(swaps.c.id == swap_id).values(token_hash=new_hash))
+    await conn.execute(update(api_keys).where(api_keys.c.key_hash == old_hash).values(key_hash=new_hash))
+
+
+async def wipe_ended_token_inputs(conn: AsyncConnection) -> int:
+    """Drop the proofs of users' tokens whose swaps have ended (kept by nodes before issue 14)."""
+    res = await conn.execute(
+        update(swaps)
+        .where(swaps.c.kind.in_(USER_INPUT_KINDS), swaps.c.state != PENDING, swaps.c.inputs != "[]")
+        .values(inputs="[]")
+    )
+    return int(res.rowcount or 0)

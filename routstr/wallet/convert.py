@@ -107,11 +107,12 @@ async def convert(
     db: Database,
     mints: MintRegistry,
     token: Token,
-    token_hash: str,
+    identity: tuple[str, str | None],
     key_id: int | None,
     new_key: tuple[str, str],
 ) -> SwapOutcome:
-    """Credit ``token`` (a foreign mint's) to ``key_id``, or to a new key (hash, kind), at the primary."""
+    """Credit ``token`` (a foreign mint's) to ``key_id``, or to a new key (hash, kind), at the primary.
+    ``identity``: what the token is recorded by, its identity and holder mark (``cashu.identity``)."""
     policy = mints.foreign
     assert policy is not None and token.unit == "sat"
     if token.amount > policy.max_sats:
@@ -120,7 +121,7 @@ async def convert(
             details={"mint": token.mint, "accepted_mints": list(mints.urls)},
         )
     async with _foreign(mints, token.mint) as foreign:
-        return await _convert(db, mints, foreign, token, token_hash, key_id, new_key)
+        return await _convert(db, mints, foreign, token, identity, key_id, new_key)
 
 
 async def _convert(
@@ -128,7 +129,7 @@ async def _convert(
     mints: MintRegistry,
     foreign: MintClient,
     token: Token,
-    token_hash: str,
+    identity: tuple[str, str | None],
     key_id: int | None,
     new_key: tuple[str, str],
 ) -> SwapOutcome:
@@ -157,7 +158,8 @@ async def _convert(
             mint_url=home,
             unit="sat",
             key_id=key_id,
-            token_hash=token_hash,
+            token_hash=identity[0],
+            holder_mark=identity[1],
             inputs=[p.to_input_dict() for p in proofs],
             outputs=[output_record(o, "node") for o in prepared],
             user_amount=token.amount,

@@ -11,8 +11,6 @@ Concurrent requests with the same token wait for the first one instead of racing
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.cashu.errors import MintError, MintUnavailable, TokenError
+from routstr.cashu.identity import holder_mark, holder_matches, token_identity
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut01 import Keyset
 from routstr.cashu.nut02 import fee_for, split_amount
@@ -91,12 +90,6 @@ def parse_token(value: str, mints: MintRegistry) -> Token:
     return token
 
 
-def token_identity(secret: bytes, token: Token) -> str:
-    """The hash a token is known by: its mint and proof secrets, whatever its encoding (V3 or V4)."""
-    canonical = token.mint.rstrip("/") + "\n" + "\n".join(sorted(p.secret for p in token.proofs))
-    return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
-
-
 class Redeemer:
     """Turns tokens into credit. One per node; holds the in-process wait list for duplicates.
 
@@ -111,13 +104,15 @@ class Redeemer:
         self.mints = mints
         self.secret = secret
         self.gate = gate if gate is not None else RedeemGate()
-        self._inflight: dict[tuple[str, Target], asyncio.Future[Redeemed]] = {}
+        # (identity, holder mark, target): only a presenter of the same token shares a result
+        self._inflight: dict[tuple[str, str | None, Target], asyncio.Future[Redeemed]] = {}
         self._refreshed: dict[str, float] = {}  # mint -> when its keyset list was last refetched
 
     async def redeem(self, token: Token, target: Target) -> Redeemed:
         """Credit ``token`` to ``target`` once; a replay for the same target returns the first result."""
         th = token_identity(self.secret, token)
-        slot = (th, target)
+        mark = holder_mark(self.secret, token)
+        slot = (th, mark, target)
         waiting = self._inflight.get(slot)
         if waiting is not None:
             r = await asyncio.wait_for(asyncio.shield(waiting), REDEEM_WAIT_S)
@@ -125,7 +120,7 @@ class Redeemer:
         fut: asyncio.Future[Redeemed] = asyncio.get_running_loop().create_future()
         self._inflight[slot] = fut
         try:
-            result = await self._redeem(token, th, target)
+            result = await self._redeem(token, th, mark, target)
             fut.set_result(result)
             return result
         except BaseException as e:
@@ -135,9 +130,9 @@ class Redeemer:
         finally:
             del self._inflight[slot]
 
-    async def _redeem(self, token: Token, th: str, target: Target) -> Redeemed:
+    async def _redeem(self, token: Token, th: str, mark: str | None, target: Target) -> Redeemed:
         if not self.mints.is_trusted(token.mint):
-            return await self._convert(token, th, target)
+            return await self._convert(token, th, mark, target)
         proofs, fees = await self.inputs_and_fee(token)
         amount = sum(p.amount for p in proofs) - fees
         if amount <= 0:
@@ -168,6 +163,7 @@ class Redeemer:
                         unit=token.unit,
                         key_id=key_id,
                         token_hash=th,
+                        holder_mark=mark,
                         inputs=[p.to_input_dict() for p in proofs],
                         outputs=[output_record(o, "node") for o in prepared],
                         user_amount=amount,  # in flight until done: counted against the exposure cap
@@ -179,7 +175,7 @@ class Redeemer:
             if existing is None:
                 raise
         if existing is not None:
-            return await self._await_other(th, target)
+            return await self._await_other(th, mark, target)
 
         with executing(swap_id):
             try:
@@ -207,17 +203,17 @@ class Redeemer:
             outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
             return self._redeemed(outcome, token, fresh=True)
 
-    async def _convert(self, token: Token, th: str, target: Target) -> Redeemed:
+    async def _convert(self, token: Token, th: str, mark: str | None, target: Target) -> Redeemed:
         """A foreign mint's token: melted there and minted at the primary (``wallet/convert.py``)."""
         async with self.db.read() as conn:
             existing = await wallet_store.swap_by_token_hash(conn, th)
         if existing is not None:
-            return await self._await_other(th, target)
+            return await self._await_other(th, mark, target)
         new_key = (target.new_key_hash or "", target.new_key_kind)
         try:
-            outcome = await convert(self.db, self.mints, token, th, target.key_id, new_key)
+            outcome = await convert(self.db, self.mints, token, (th, mark), target.key_id, new_key)
         except IntegrityError:  # another process recorded it between our read and insert
-            return await self._await_other(th, target)
+            return await self._await_other(th, mark, target)
         if outcome.key_id is None:
             raise ApiError("conversion finished without a key")
         return Redeemed(outcome.key_id, outcome.credited_msat, self.mints.primary, "sat", fresh=True)
@@ -289,15 +285,20 @@ class Redeemer:
                 "against the mint's published key"
             )
 
-    async def _await_other(self, th: str, target: Target) -> Redeemed:
+    async def _await_other(self, th: str, mark: str | None, target: Target) -> Redeemed:
         """The token is (being) redeemed by another request: wait for it, and share the result only
-        with a request for the same key (a spent token must not open someone's sk- key)."""
+        with a request for the same key from a holder of the same token (a spent token, or its
+        secrets and signatures without the holder's blinding factors, must not open a balance)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REDEEM_WAIT_S
         while True:
             async with self.db.read() as conn:
                 s = await wallet_store.swap_by_token_hash(conn, th)
-                same = s is not None and await self._is_target(conn, s.key_id, target)
+                same = (
+                    s is not None
+                    and holder_matches(s.holder_mark, mark)
+                    and await self._is_target(conn, s.key_id, target)
+                )
             if s is None or s.state == wallet_store.FAILED or not same:
                 raise TokenAlreadySpent("This Cashu token has already been spent")
             if s.state == wallet_store.DONE and s.key_id is not None:

@@ -49,4 +49,3 @@ async def test_twenty_concurrent_redemptions_respect_the_exposure_cap(
             await assert_audit_passes(node)
         finally:
             node.stop()
-

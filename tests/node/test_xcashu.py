@@ -16,12 +16,12 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from routstr.cashu.identity import token_identity
 from routstr.cashu.nut18 import decode_payment_request
 from routstr.cashu.tokens import decode_token
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
 from routstr.storage import accounts
-from routstr.wallet.redeem import token_identity
 from tests.conftest import NodeHandle, Upstream, _backends, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
