@@ -20,6 +20,7 @@ from routstr.api import (
     admin_catalogue,
     admin_keys,
     balance,
+    child_keys,
     docs,
     health,
     info,
@@ -35,6 +36,7 @@ from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
+from routstr.discovery.keys import node_key
 from routstr.jobs import start_jobs
 from routstr.limits import LimitPolicy, Limits, make_limiter
 from routstr.metrics.counters import METRICS, NodeMetrics
@@ -108,7 +110,11 @@ async def build_node(
         pinned=settings.btc_usd_price,
     )
     catalogue = Catalogue(
-        settings.prices, rates.rate, settings.default_max_output_tokens, settings.image_input_tokens
+        settings.prices,
+        rates.rate,
+        settings.default_max_output_tokens,
+        settings.image_input_tokens,
+        settings.min_fitted_max_tokens,
     )
     catalogue.aliases = dict(settings.aliases)
     providers = [new_provider(settings, spec) for spec in settings.providers]
@@ -139,6 +145,7 @@ async def build_node(
         ),
         settings.trusted_proxies,
     )
+    pipeline.relay.btc_usd = catalogue.btc_usd_now  # usage.cost.total_usd
     invoices = Invoices(db, mints, secret)
     payouts = Payouts(db, mints, session, settings.lnurl_allow_http, settings.lnurl_allow_private)
     return Node(
@@ -155,6 +162,7 @@ async def build_node(
         xcashu,
         invoices,
         payouts,
+        nostr=node_key(settings.nsec, secret),
     )
 
 
@@ -243,7 +251,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(metrics.separate_site(settings))  # METRICS_PORT: /metrics without a token
-    api = (llm, info, balance, lightning, webhook_routes, health, docs, metrics)
+    api = (llm, info, balance, child_keys, lightning, webhook_routes, health, docs, metrics)
     for module in (*api, admin, admin_access, admin_catalogue, admin_keys):
         module.add_routes(app)
     dashboard.add_routes(app)

@@ -20,8 +20,10 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from routstr.core.pricing import PriceBook
+from routstr.discovery.keys import NostrKeyError, parse_secret_key
 from routstr.net.outbound import private_hosts
 from routstr.rates.sources import DEFAULT_SOURCES, Source, sources_from_env
+from routstr.upstream.aliases import alias_problem
 from routstr.upstream.spec import ProviderSpec
 
 
@@ -51,6 +53,9 @@ class Settings:
     description: str = "Pay-per-request LLM access with Cashu eCash"
     http_url: str = ""
     onion_url: str = ""
+    nsec: str = ""  # the node's Nostr key (nsec1… or hex); empty: derived from the node secret
+    relays: tuple[str, ...] = ()  # ws(s):// relays the node announces itself on; empty: none
+    provider_id: str = "routstr"  # the announcement's d tag (routstr.discovery)
     cors_origins: tuple[str, ...] = ("*",)
     btc_usd_price: Decimal | None = None  # pins the rate; otherwise it is fetched live
     btc_usd_sources: tuple[Source, ...] = DEFAULT_SOURCES
@@ -62,6 +67,8 @@ class Settings:
     secret_key_file: str = ""  # empty: beside the SQLite file, else ./routstr.secret (storage/node_secret)
     max_body_bytes: int = 10 * 1024 * 1024
     default_max_output_tokens: int = 4096
+    # the least a client's own output limit is lowered to when its balance cannot reserve it
+    min_fitted_max_tokens: int = 1024
     image_input_tokens: int = 4096
     # the lease of a running request's reservation: renewed every third of it while the request runs
     # (routstr.billing.leases), so only a dead request's (crash, kill) expires and is swept
@@ -89,6 +96,7 @@ class Settings:
     webhook_retry_max_s: float = 3600.0  # the longest wait between two attempts
     webhook_max_attempts: int = 12  # then the delivery is given up (recorded)
     webhook_max_per_key: int = 10
+    child_key_cost_msats: int = 0  # charged to the parent per child key made (operator's earnings)
     webhook_allow_private: bool = False  # loopback/private/link-local receivers (local tests only)
     webhook_allow_http: bool = False  # plain-http receivers (local tests only)
     rate_limit_requests_per_minute: int = 1000  # per key; 0: no limit
@@ -163,13 +171,18 @@ def load_providers(
 
 
 def _aliases(raw: Any, path: str) -> dict[str, tuple[str, ...]]:
-    """``[aliases]``: ``public-id = ["provider-model", …]``."""
+    """``[aliases]``: ``public-id = ["provider-model", …]`` (or one id as a string), and wildcard
+    aliases ``"claude-*" = "claude-haiku-4-5"`` (``routstr.upstream.aliases``)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"PROVIDERS_FILE {path}: [aliases] must be a table of model lists")
     out: dict[str, tuple[str, ...]] = {}
     for public, targets in raw.items():
-        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
             raise ConfigError(f"PROVIDERS_FILE {path}: alias {public!r} must list one or more model ids")
+        if (problem := alias_problem(str(public), tuple(targets))) is not None:
+            raise ConfigError(f"PROVIDERS_FILE {path}: {problem}")
         out[str(public)] = tuple(targets)
     return out
 
@@ -296,6 +309,42 @@ def _log_format(env: Mapping[str, str]) -> str:
     return fmt
 
 
+def _nsec(env: Mapping[str, str]) -> str:
+    """NSEC, checked here so a typo stops start-up (the key itself is never repeated in a message)."""
+    raw = env.get("NSEC", "").strip()
+    if raw:
+        try:
+            parse_secret_key(raw)
+        except NostrKeyError as e:
+            raise ConfigError(f"NSEC {e}; or leave it empty (a key derived from the node secret)") from None
+    return raw
+
+
+def _relays(env: Mapping[str, str]) -> tuple[str, ...]:
+    """RELAYS: ws:// or wss:// URLs, in order, each once."""
+    relays: list[str] = []
+    for url in _list(env.get("RELAYS")):
+        u = urlparse(url)
+        try:
+            _ = u.port  # raises on a bad port
+        except ValueError:
+            raise ConfigError(f"RELAYS: {url!r} has a bad port") from None
+        if u.username or u.password:
+            raise ConfigError("RELAYS: a relay URL must not hold credentials (user:password@)")
+        if u.scheme not in ("ws", "wss") or not u.hostname:
+            raise ConfigError(f"RELAYS: {url!r} is not a relay URL; list them like wss://relay.example.com")
+        if url not in relays:
+            relays.append(url)
+    return tuple(relays)
+
+
+def _provider_id(env: Mapping[str, str]) -> str:
+    value = env.get("PROVIDER_ID", "").strip() or "routstr"
+    if len(value) > 128 or not value.isprintable():
+        raise ConfigError(f"PROVIDER_ID={value[:40]!r} must be at most 128 printable characters")
+    return value
+
+
 def _metrics_port(env: Mapping[str, str]) -> int | None:
     """METRICS_PORT turns on the separate /metrics address; METRICS_HOST alone is a mistake."""
     if env.get("METRICS_PORT", "").strip() == "":
@@ -371,6 +420,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         description=env.get("DESCRIPTION", "Pay-per-request LLM access with Cashu eCash"),
         http_url=env.get("HTTP_URL", ""),
         onion_url=env.get("ONION_URL", ""),
+        nsec=_nsec(env),
+        relays=_relays(env),
+        provider_id=_provider_id(env),
         cors_origins=_list(env.get("CORS_ORIGINS")) or ("*",),
         btc_usd_price=btc,
         btc_usd_sources=sources,
@@ -382,6 +434,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         secret_key_file=env.get("SECRET_KEY_FILE", "").strip(),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024),
         default_max_output_tokens=_int(env, "DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1),
+        min_fitted_max_tokens=_int(env, "MIN_FITTED_MAX_TOKENS", 1024, minimum=1),
         image_input_tokens=_int(env, "IMAGE_INPUT_TOKENS", 4096, minimum=1),
         mint_health_s=_float(env, "MINT_HEALTH_SECONDS", 30.0),
         reservation_ttl_s=_reservation_ttl(env),
@@ -406,6 +459,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         webhook_retry_max_s=retry_max_s,
         webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 12, minimum=1),
         webhook_max_per_key=_int(env, "WEBHOOK_MAX_PER_KEY", 10, minimum=1),
+        child_key_cost_msats=_int(env, "CHILD_KEY_COST_MSATS", 0),
         webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
         webhook_allow_http=_bool(env, "WEBHOOK_ALLOW_HTTP"),
         lnurl_allow_http=_bool(env, "LNURL_ALLOW_HTTP"),

@@ -17,6 +17,7 @@ from routstr.api.state import Node
 from routstr.billing.leases import LeaseRenewer
 from routstr.config import Settings
 from routstr.core.ids import PROCESS
+from routstr.discovery.publisher import CHECK_EVERY_S, publisher_for
 from routstr.limits import LimitPolicy
 from routstr.storage import accounts, leases, ledger_ops, limit_overrides
 from routstr.upstream.managed import ManagedCatalogue
@@ -128,6 +129,10 @@ def start_jobs(
     ]
     if settings.receive_ln_address:
         fleet.append((PAYOUT_EVERY_S, "earnings payout", pay_earnings))
+    key = node.nostr
+    announcer = publisher_for(settings, key, node.mints.urls, node.payouts.session) if key else None
+    if announcer is not None:  # RELAYS set: announce the node on Nostr (published at once, renewed daily)
+        fleet.append((CHECK_EVERY_S, "nostr announcement", announcer.publish_due))
     tasks = [
         asyncio.create_task(every(s, name, once_per_fleet(node, s, name, run))) for s, name, run in fleet
     ]

@@ -26,6 +26,7 @@ from routstr.core.errors import InvalidRequest, NotFound
 from routstr.core.sealed import SealError, seal, unseal
 from routstr.storage import provider_store
 from routstr.storage.provider_store import KEY_PURPOSE, ModelSettingRow, ProviderRow
+from routstr.upstream.aliases import is_pattern
 from routstr.upstream.managed import ManagedCatalogue, db_spec
 from routstr.upstream.probe import ProbeResult, probe
 from routstr.upstream.providers import Provider
@@ -193,7 +194,7 @@ async def remove_provider(node: Node, managed: ManagedCatalogue, raw_id: str) ->
 def _serving(node: Node, managed: ManagedCatalogue, model: str) -> list[tuple[Provider, str]]:
     """Providers in rotation that serve ``model`` (through its alias targets), cheapest first,
     whether or not they are cooling down."""
-    targets = managed.state.aliases.get(model) or (model,)
+    targets = managed.state.targets(model)
     offers = [(p, t) for t in targets for p in node.providers if p.serves(t)]
     return sorted(offers, key=lambda offer: offer[0].spec.fee)
 
@@ -201,13 +202,15 @@ def _serving(node: Node, managed: ManagedCatalogue, model: str) -> list[tuple[Pr
 def model_view(
     node: Node, managed: ManagedCatalogue, model: str, listed: set[str] | None = None
 ) -> dict[str, Any]:
-    """One model as the operator sees it (``listed``: the ids of /v1/models, if already at hand)."""
+    """One model as the operator sees it (``listed``: the ids of /v1/models, if already at hand). A
+    wildcard alias shows its target's price: its requests are priced as the target."""
     state = managed.state
     stored: ModelSettingRow | None = managed.settings.get(model)
-    spec = state.prices.spec_for(model)
-    if model in state.overridden:
+    priced_as = state.patterns.get(model, model)
+    spec = state.prices.spec_for(priced_as)
+    if priced_as in state.overridden:
         source = "override"
-    elif model in managed.file_prices.models:
+    elif priced_as in managed.file_prices.models:
         source = "file"
     else:
         source = "default"
@@ -236,8 +239,11 @@ def model_view(
         "price": spec.as_mapping(),
         "msat": msat,  # null while a USD price has no fresh BTC/USD rate
         "providers": list(dict.fromkeys(p.spec.name for p, _ in _serving(node, managed, model))),
-        "aliases": list(state.aliases[model]) if model in state.aliases else None,
+        "aliases": list(managed.state.targets(model))
+        if model in state.aliases or model in state.patterns
+        else None,
         "alias_source": alias_source,
+        "wildcard": is_pattern(model),
         "override": None
         if stored is None
         else {"price": stored.price, "enabled": stored.enabled, "aliases": stored.aliases},
@@ -251,6 +257,7 @@ def model_ids(node: Node, managed: ManagedCatalogue) -> list[str]:
         set(node.catalogue.models)
         | set(state.prices.models)
         | set(state.aliases)
+        | set(state.patterns)
         | set(managed.file_aliases)
         | set(managed.settings)
     )
@@ -282,7 +289,7 @@ async def test_model(
     offers = _serving(node, managed, model)
     if provider is not None:
         offers = [(p, t) for p, t in offers if p.spec.name == provider]
-    targets = managed.state.aliases.get(model) or (model,)
+    targets = managed.state.targets(model)
     if offers:
         chosen, upstream_model = offers[0]
         result = await probe(chosen.client, upstream_model, chosen.spec.api_key)

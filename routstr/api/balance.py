@@ -1,4 +1,8 @@
-"""Balance endpoints: see, create, top up and refund a key's balance."""
+"""Balance endpoints: see, create, top up and refund a key's balance; its history; donate it.
+
+Every route is served under ``/v1/balance/`` and, for Routstr's SDK clients (routstrd,
+routstr-chat), under ``/v1/wallet/`` too: the same handlers.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from routstr.api import balance_history
+from routstr.api.balance_history import client_of, owning_key, requesting_key
 from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
 from routstr.billing.xcashu import xcashu_value
 from routstr.cashu.identity import token_identity
-from routstr.core.errors import InvalidRequest, NotFound
+from routstr.core import budgets
+from routstr.core.errors import InvalidRequest
 from routstr.core.keys import SK_PREFIX, key_hash
-from routstr.net.client_address import client_address
-from routstr.storage import accounts
+from routstr.storage import accounts, child_store
 from routstr.wallet.redeem import Target, parse_token
-
-
-def _client(request: web.Request) -> str | None:
-    """The client's address (through a trusted proxy's X-Forwarded-For), for per-address limits."""
-    return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
 def _balance(key: accounts.KeyRow) -> dict[str, Any]:
@@ -35,16 +36,22 @@ def _balance(key: accounts.KeyRow) -> dict[str, Any]:
         "token_unit": key.unit,
         "total_spent": key.total_spent_msat,
         "total_requests": key.total_requests,
+        "is_child": False,
+        "balance_limit": None,
+        "balance_limit_reset": None,
+        "validity_date": None,
     }
 
 
-async def _key(node: Node, request: web.Request) -> accounts.KeyRow:
-    key_id = await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
+async def balance_body(node: Node, key: accounts.KeyRow) -> dict[str, Any]:
+    """``_balance``, and for a key with a spending limit (a child key) what it may spend: its payer's
+    balance capped by the limit's room, its counters and validity (``storage/child_store.py``)."""
+    body = _balance(key)
     async with node.db.read() as conn:
-        key = await accounts.key_by_id(conn, key_id)
-    if key is None:
-        raise NotFound("Unknown key")
-    return key
+        limited = await child_store.limit_fields(conn, key.id, accounts.now_ms())
+    if limited is not None:
+        body.update(limited)
+    return body
 
 
 # the body fields a token is read from (``initial_balance_token``: Routstr Core's name for create)
@@ -107,11 +114,34 @@ async def _remember_terms(node: Node, terms: Terms, key_id: int) -> None:
 
 
 async def balance_info(request: web.Request) -> web.Response:
+    """The balance, and ``api_key``: the sk- key of this balance (Routstr's clients keep it)."""
     node = request.app[NODE]
     terms = _payout_terms(request)
-    key = await _key(node, request)
+    bearer = node.auth.require_bearer(request.headers)
+    key = await requesting_key(node, request)
     await _remember_terms(node, terms, key.id)
-    return json_response(_balance(key))
+    api_key = await _token_key_alias(node, key.id) if key.kind == "token" else bearer
+    return json_response({"api_key": api_key, **await balance_body(node, key)})
+
+
+def token_key_sk(secret: bytes, identity: str) -> str:
+    """The sk- key of a token key's balance: derived from the token's identity (the key's hash), so
+    it is the same on every call and in every process; a label apart from ``derived_sk_key``."""
+    return SK_PREFIX + hmac.new(secret, b"token-key:" + identity.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def _token_key_alias(node: Node, key_id: int) -> str:
+    """A token key's sk- key, its hash stored on the key (once) so that it authenticates to it."""
+    async with node.db.read() as conn:
+        found = await accounts.alias_of(conn, key_id)
+    assert found is not None
+    identity, stored = found
+    sk = token_key_sk(node.auth.secret, identity)
+    alias = key_hash(node.auth.secret, sk)
+    if stored != alias:
+        async with node.db.write() as conn:
+            await accounts.set_alias(conn, key_id, alias)
+    return sk
 
 
 def derived_sk_key(secret: bytes, token_id: str) -> str:
@@ -124,21 +154,34 @@ async def create(request: web.Request) -> web.Response:
     node = request.app[NODE]
     terms = _payout_terms(request)
     token = parse_token(await _token_from(request, node), node.mints)
+    limits = await _create_limits(request, node)  # a bad field is refused before the token is used
     sk = derived_sk_key(node.auth.secret, token_identity(node.auth.secret, token))
     target = Target(new_key_hash=key_hash(node.auth.secret, sk), new_key_kind="sk")
-    async with node.redeemer.gate.attempt(_client(request)):  # a refused token counts: 429 past the limit
+    async with node.redeemer.gate.attempt(client_of(request)):  # a refused token counts: 429 past the limit
         redeemed = await node.redeemer.redeem(token, target)
     await _remember_terms(node, terms, redeemed.key_id)
+    if redeemed.fresh and limits != budgets.Limits():
+        async with node.db.write() as conn:
+            await child_store.set_limits(conn, redeemed.key_id, limits, accounts.now_ms())
     async with node.db.read() as conn:
         key = await accounts.key_by_id(conn, redeemed.key_id)
     assert key is not None
-    return json_response({"api_key": sk, "msats": redeemed.amount_msat, **_balance(key)}, status=201)
+    body = {"api_key": sk, "msats": redeemed.amount_msat, **await balance_body(node, key)}
+    return json_response(body, status=201)
+
+
+async def _create_limits(request: web.Request, node: Node) -> budgets.Limits:
+    """``balance_limit``, ``balance_limit_reset``, ``validity_date`` of a create (Routstr Core's): the
+    new key spends its own balance within them, as a child key spends its parent's. Read after
+    ``_token_from``, which needed the body (its bytes are kept: read again here)."""
+    _, body = await read_json_body(request, node.settings.max_body_bytes)
+    return budgets.parse_limits(body, accounts.now_ms())
 
 
 async def topup(request: web.Request) -> web.Response:
     node = request.app[NODE]
     terms = _payout_terms(request)
-    key = await _key(node, request)
+    key = await requesting_key(node, request)
     token = parse_token(await _token_from(request, node), node.mints)
     if key.mint_url and (node.mints.home_of(token.mint) != key.mint_url or token.unit != key.unit):
         raise InvalidRequest(
@@ -146,15 +189,17 @@ async def topup(request: web.Request) -> web.Response:
             "top it up with a token of that mint and unit",
             details={"mint": key.mint_url, "unit": key.unit},
         )
-    async with node.redeemer.gate.attempt(_client(request)):
-        redeemed = await node.redeemer.redeem(token, Target(key_id=key.id))
+    async with node.db.read() as conn:  # a child key's top-up goes to the balance it spends: its parent's
+        payer = await child_store.payer_of(conn, key.id)
+    async with node.redeemer.gate.attempt(client_of(request)):
+        redeemed = await node.redeemer.redeem(token, Target(key_id=payer))
     await _remember_terms(node, terms, key.id)
     if not redeemed.fresh:
         raise InvalidRequest("This Cashu token has already been redeemed", code="token_already_spent")
     async with node.db.read() as conn:
         after = await accounts.key_by_id(conn, key.id)
     assert after is not None
-    return json_response({"msats": redeemed.amount_msat, **_balance(after)})
+    return json_response({"msats": redeemed.amount_msat, **await balance_body(node, after)})
 
 
 async def refund(request: web.Request) -> web.Response:
@@ -169,7 +214,7 @@ async def refund(request: web.Request) -> web.Response:
         r = await node.xcashu.retrieve(paid_with)
         balance = 0
     else:
-        key = await _key(node, request)
+        key = await owning_key(node, request)
         r = await node.refunder.refund(key.id)
         async with node.db.read() as conn:
             after = await accounts.key_by_id(conn, key.id)
@@ -201,12 +246,16 @@ async def _lightning_destination(request: web.Request, node: Node) -> str | None
 
 
 async def _pay_out(request: web.Request, node: Node, destination: str) -> web.Response:
-    key = await _key(node, request)
+    key = await owning_key(node, request)
     p = await node.payouts.pay(key.id, destination)
     async with node.db.read() as conn:
         after = await accounts.key_by_id(conn, key.id)
     assert after is not None
     out = {
+        # routstr-sdk's refundToLightning reads refund_id, status and recipient
+        "refund_id": p.id,
+        "status": p.state,
+        "recipient": destination,
         "state": p.state,
         "amount_sats": p.amount,
         "fee_sats": p.fee,
@@ -217,10 +266,16 @@ async def _pay_out(request: web.Request, node: Node, destination: str) -> web.Re
     return json_response(out, status=200 if p.state == "paid" else 202)
 
 
+PREFIXES = ("/v1/balance", "/v1/wallet")  # /v1/wallet/*: what routstr-sdk (routstrd, routstr-chat) calls
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/balance/info", balance_info)
-    app.router.add_get("/v1/balance", balance_info)
-    app.router.add_post("/v1/balance/create", create)
-    app.router.add_get("/v1/balance/create", create)
-    app.router.add_post("/v1/balance/topup", topup)
-    app.router.add_post("/v1/balance/refund", refund)
+    for prefix in PREFIXES:
+        for path in ("/info", "", "/"):
+            app.router.add_get(prefix + path, balance_info)
+        app.router.add_post(prefix + "/create", create)
+        app.router.add_get(prefix + "/create", create)
+        app.router.add_post(prefix + "/topup", topup)
+        app.router.add_post(prefix + "/refund", refund)
+        app.router.add_get(prefix + "/history", balance_history.history)
+        app.router.add_post(prefix + "/donate", balance_history.donate)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from routstr.core.errors import InvalidRequest
 from routstr.core.pricing import parse_spec
+from routstr.upstream.aliases import alias_problem, is_pattern
 
 PROVIDER_FIELDS = frozenset({"name", "base_url", "kind", "api_key", "fee", "models", "enabled"})
 MODEL_FIELDS = frozenset({"price", "enabled", "aliases"})
@@ -154,12 +155,18 @@ def _price(model: str, price: Any) -> None:
 
 def model_changes(model: str, body: dict[str, Any]) -> dict[str, Any]:
     """``price`` (a pricing-file table, or null for the file's), ``enabled``, ``aliases`` (a list of
-    provider model ids; [] removes an alias the providers file sets; null: no alias set here)."""
+    provider model ids; [] removes an alias the providers file sets; null: no alias set here).
+    A model id with ``*`` is a wildcard alias (``routstr.upstream.aliases``): one target, no price
+    of its own (its requests are priced as the target)."""
     _unknown(body, MODEL_FIELDS)
     model_id(model)
     out: dict[str, Any] = {}
     if "price" in body:
         price = body["price"]
+        if price is not None and is_pattern(model):
+            raise _bad(
+                "price", "a wildcard alias has no price of its own: its requests are priced as its target"
+            )
         if price is not None:
             _price(model, price)
         out["price"] = price
@@ -168,4 +175,7 @@ def model_changes(model: str, body: dict[str, Any]) -> dict[str, Any]:
     if "aliases" in body:
         raw = body["aliases"]
         out["aliases"] = None if raw is None else model_list(raw, "aliases")
+        problem = alias_problem(model, out["aliases"]) if out["aliases"] else None
+        if problem is not None:
+            raise _bad("aliases", problem[0].upper() + problem[1:])
     return out

@@ -11,7 +11,7 @@ from aiohttp import web
 from routstr import __version__
 from routstr.api.state import NODE, Node
 from routstr.core.errors import ServiceUnavailable
-from routstr.core.money import MSAT_PER_BTC
+from routstr.core.money import MSAT_PER_BTC, ceil_div
 from routstr.core.pricing import MTOK, ModelPrice
 
 
@@ -27,12 +27,14 @@ async def info(request: web.Request) -> web.Response:
             "name": s.name,
             "description": s.description,
             "version": __version__,
+            "npub": node.nostr.npub if node.nostr else None,  # signs its Nostr announcement
             "mints": list(node.mints.urls),
             "http_url": s.http_url,
             "onion_url": s.onion_url,
             "units": ["sat", "msat"],
             "mint_status": {url: "up" if h.up else "down" for url, h in node.mints.health.items()},
             "fees": _fees(node),
+            "child_key_cost_msats": s.child_key_cost_msats,  # POST /v1/balance/child-key, per key
         }
     )
 
@@ -51,27 +53,31 @@ def _fees(node: Node) -> dict[str, object]:
     }
 
 
-def _usd_per_token(msat_per_mtok: int, btc_usd: Decimal | None) -> str:
+def _usd(msat: Decimal, btc_usd: Decimal | None) -> float:
+    """USD for an amount in msat at the node's BTC/USD rate; 0 while it has none (a listing never
+    fails for a rate: ``sats_pricing`` is the price charged)."""
     if not btc_usd:
-        return "0"
-    usd = Decimal(msat_per_mtok) / MTOK / MSAT_PER_BTC * btc_usd
-    return format(usd.normalize(), "f")
+        return 0.0
+    return float(msat / MSAT_PER_BTC * btc_usd)
 
 
-def _usd_per_request(msat: int, btc_usd: Decimal | None) -> str:
-    if not btc_usd:
-        return "0"
-    return format((Decimal(msat) / MSAT_PER_BTC * btc_usd).normalize(), "f")
+def _sats(msat: int) -> float:
+    return msat / 1000
 
 
 def model_entry(node: Node, model_id: str) -> dict[str, Any]:
+    """One model in OpenRouter's schema, every number a number. ``context_length`` is always an int
+    (Routstr Core drops a whole list for one null): the model's own, else the output tokens the node
+    reserves for it (``max_output_tokens`` or ``DEFAULT_MAX_OUTPUT_TOKENS``), the prompt size that
+    ``max_cost`` assumes too. ``max_prompt_cost`` is a full context at the prompt price,
+    ``max_completion_cost`` a full output at the completion price, ``max_cost`` both plus the
+    per-request price (each rounded up to the msat)."""
     price: ModelPrice = node.catalogue.price(model_id)
     um = node.catalogue.models.get(model_id)
     btc = node.catalogue.btc_usd_now()
     max_out = node.catalogue.max_output(price)
-    ctx = price.context_length
-    max_prompt = ctx or max_out
-    max_cost_msat = price.cost_msat(max_prompt, max_out)
+    ctx = price.context_length or max_out
+    per_token = Decimal(MTOK)
     return {
         "id": model_id,
         "name": um.name if um else model_id,
@@ -86,21 +92,23 @@ def model_entry(node: Node, model_id: str) -> dict[str, Any]:
             "instruct_type": None,
         },
         "pricing": {
-            "prompt": _usd_per_token(price.prompt_msat_per_mtok, btc),
-            "completion": _usd_per_token(price.completion_msat_per_mtok, btc),
-            "request": _usd_per_request(price.request_msat, btc),
-            "image": "0",
-            "web_search": "0",
-            "internal_reasoning": "0",
+            "prompt": _usd(price.prompt_msat_per_mtok / per_token, btc),
+            "completion": _usd(price.completion_msat_per_mtok / per_token, btc),
+            "request": _usd(Decimal(price.request_msat), btc),
+            "image": 0.0,
+            "web_search": 0.0,
+            "internal_reasoning": 0.0,
         },
         "sats_pricing": {
             "prompt": price.prompt_msat_per_mtok / MTOK / 1000,
             "completion": price.completion_msat_per_mtok / MTOK / 1000,
-            "request": price.request_msat / 1000,
+            "request": _sats(price.request_msat),
             "image": 0,
             "web_search": 0,
             "internal_reasoning": 0,
-            "max_cost": max_cost_msat / 1000,
+            "max_prompt_cost": _sats(ceil_div(ctx * price.prompt_msat_per_mtok, MTOK)),
+            "max_completion_cost": _sats(ceil_div(max_out * price.completion_msat_per_mtok, MTOK)),
+            "max_cost": _sats(price.cost_msat(ctx, max_out)),
         },
         "top_provider": {"context_length": ctx, "max_completion_tokens": max_out, "is_moderated": False},
         "per_request_limits": None,
@@ -119,6 +127,29 @@ async def models(request: web.Request) -> web.Response:
     return json_response({"object": "list", "data": data})
 
 
+def model_paths(node: Node) -> dict[str, list[dict[str, str]]]:
+    """Each listed model → the providers that serve it, in the order the node tries them (cheapest
+    first; breakers aside), with the model id each is asked for (an alias maps to several)."""
+    aliases = node.pipeline.aliases
+    paths: dict[str, list[dict[str, str]]] = {}
+    for model in node.catalogue.listed_ids():
+        offers = [
+            (p, target)
+            for target in aliases.get(model) or (model,)
+            for p in node.providers
+            if p.serves(target)
+        ]
+        offers.sort(key=lambda offer: offer[0].spec.fee)
+        paths[model] = [{"provider": p.name, "model": t, "kind": p.spec.kind} for p, t in offers]
+    return paths
+
+
+async def paths(request: web.Request) -> web.Response:
+    return json_response({"object": "model_paths", "paths": model_paths(request.app[NODE])})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/info", info)
-    app.router.add_get("/v1/models", models)
+    for path in ("/v1/models", "/v1/models/", "/models"):
+        app.router.add_get(path, models)
+    app.router.add_get("/v1/models/paths", paths)

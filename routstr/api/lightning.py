@@ -1,4 +1,10 @@
-"""Lightning top-ups: an invoice of the node's mint that creates or credits a key once paid."""
+"""Lightning top-ups: an invoice of the node's mint that creates or credits a key once paid.
+
+The shapes are Routstr Core's, which routstr-sdk (``LightningPayments``) and Routstr Core's own UI
+read: create answers 200 with ``payment_hash``; status says ``status: pending|paid|expired`` (and
+``state``, the same value, for this node's earlier clients); ``recover`` finds an invoice by its bolt11.
+Every route is served under ``/lightning``, ``/v1/balance/lightning`` and ``/v1/wallet/lightning``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,16 @@ from aiohttp import web
 
 from routstr.api.info import json_response
 from routstr.api.state import NODE
+from routstr.billing.auth import missing_key
 from routstr.billing.body import read_json_body
+from routstr.core.errors import AuthenticationFailed, InvalidRequest
+from routstr.core.keys import bearer_kind
 from routstr.net.client_address import client_address
 from routstr.storage import invoice_store
-from routstr.wallet.lightning_in import InvoiceStatus
+from routstr.wallet.lightning_in import InvoiceStatus, check_request
 
+# /lightning: Routstr Core's UI; /v2/lightning: routstr-sdk's LightningPayments; the rest: aliases
+PREFIXES = ("/lightning", "/v2/lightning", "/v1/balance/lightning", "/v1/wallet/lightning")
 _STATE = {invoice_store.PENDING: "pending", invoice_store.SETTLED: "paid", invoice_store.EXPIRED: "expired"}
 
 
@@ -21,44 +32,74 @@ def _client(request: web.Request) -> str | None:
     return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
-async def create_invoice(request: web.Request) -> web.Response:
-    """``{amount_sats, purpose: "create"|"topup"}`` → ``{invoice_id, bolt11, amount_sats, expires_at}``.
+def _seconds(ms: int | None) -> int | None:
+    return ms // 1000 if ms else None
 
-    Keep ``invoice_id``: it is the only way to the key a "create" invoice makes (the bolt11 is not).
-    """
+
+def _topup_key(request: web.Request, body: dict[str, Any]) -> str:
+    """The key a top-up credits: ``Authorization``/``x-api-key``, or ``api_key`` in the body (what
+    Routstr Core's UI sends). Both given and different: refused, rather than guessing which to credit."""
+    header = request.app[NODE].auth.bearer(request.headers)
+    given = body.get("api_key")
+    if given is None:
+        if header is None:
+            raise missing_key()
+        return header
+    if not isinstance(given, str):
+        raise InvalidRequest("'api_key' must be a string", details={"param": "api_key"})
+    given = given.strip()
+    if bearer_kind(given) is None:
+        raise AuthenticationFailed("Invalid API key: expected an sk-… key or a Cashu token")
+    if header is not None and header != given:
+        raise InvalidRequest(
+            "The key in the body differs from the one in the headers: send one",
+            details={"param": "api_key"},
+        )
+    return given
+
+
+async def create_invoice(request: web.Request) -> web.Response:
+    """``{amount_sats, purpose: "create"|"topup", api_key?}`` → ``{invoice_id, bolt11, amount_sats,
+    expires_at, payment_hash, …}``. Keep ``invoice_id`` (or the bolt11): they lead to the key a
+    "create" invoice makes."""
     node = request.app[NODE]
     _, body = await read_json_body(request, node.settings.max_body_bytes)
     amount = body.get("amount_sats", body.get("amount"))
     purpose = body.get("purpose", "create")
+    amount_sats = check_request(amount, purpose)
     key_id = None
     if purpose == "topup":
-        key_id = await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
-    if not isinstance(amount, int) or isinstance(amount, bool):
-        amount = -1  # refused with the range in the message
-    inv = await node.invoices.create(amount, str(purpose), key_id)
+        key_id = await node.auth.key_id(_topup_key(request, body), _client(request))
+    inv = await node.invoices.create(amount_sats, str(purpose), key_id)
     return json_response(
         {
             "invoice_id": inv.id,
             "bolt11": inv.bolt11,
             "amount_sats": inv.amount,
-            "expires_at": inv.expires_at // 1000 if inv.expires_at else None,
+            "expires_at": _seconds(inv.expires_at),
+            "payment_hash": inv.payment_hash,
             "purpose": inv.purpose,
-        },
-        status=201,
+            "created_at": _seconds(inv.created_at),
+        }
     )
 
 
-def _status_body(s: InvoiceStatus) -> dict[str, Any]:
+def _status_body(s: InvoiceStatus, with_balance: bool = True) -> dict[str, Any]:
+    state = _STATE.get(s.invoice.state, s.invoice.state)
     out: dict[str, Any] = {
         "invoice_id": s.invoice.id,
-        "state": _STATE.get(s.invoice.state, s.invoice.state),
+        "status": state,
+        "state": state,
         "amount_sats": s.invoice.amount,
         "purpose": s.invoice.purpose,
-        "expires_at": s.invoice.expires_at // 1000 if s.invoice.expires_at else None,
+        "payment_hash": s.invoice.payment_hash,
+        "created_at": _seconds(s.invoice.created_at),
+        "paid_at": _seconds(s.invoice.paid_at),
+        "expires_at": _seconds(s.invoice.expires_at),
     }
     if s.api_key is not None:
         out["api_key"] = s.api_key
-    if s.balance_msat is not None:
+    if s.balance_msat is not None and with_balance:
         out["balance"] = s.balance_msat
     return out
 
@@ -69,7 +110,23 @@ async def invoice_status(request: web.Request) -> web.Response:
     return json_response(_status_body(await node.invoices.status(request.match_info["invoice_id"])))
 
 
+async def recover(request: web.Request) -> web.Response:
+    """``{bolt11}`` → the status body of this node's invoice with that bolt11.
+
+    Whoever holds the whole bolt11 gets a paid "create" invoice's key (Routstr Core's model: the
+    payer owns what they paid for). A top-up invoice's answer carries neither key nor balance: its
+    payer may be someone other than the key's owner."""
+    node = request.app[NODE]
+    _, body = await read_json_body(request, node.settings.max_body_bytes)
+    invoice = body.get("bolt11")
+    if not isinstance(invoice, str) or not invoice.strip():
+        raise InvalidRequest("'bolt11' must be the invoice, a string", details={"param": "bolt11"})
+    s = await node.invoices.recover(invoice)
+    return json_response(_status_body(s, with_balance=s.invoice.purpose == "create"))
+
+
 def add_routes(app: web.Application) -> None:
-    for prefix in ("/lightning", "/v1/balance/lightning"):
+    for prefix in PREFIXES:
         app.router.add_post(prefix + "/invoice", create_invoice)
         app.router.add_get(prefix + "/invoice/{invoice_id}/status", invoice_status)
+        app.router.add_post(prefix + "/recover", recover)

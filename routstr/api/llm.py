@@ -58,8 +58,19 @@ async def count_tokens(request: web.Request) -> web.Response:
     return json_response({"input_tokens": estimate_tokens(facts.prompt_text_bytes)})
 
 
+def without_v1(path: str) -> str | None:
+    """The no-``/v1`` alias of a route: clients whose base URL is the node's root (routstrd's opencode
+    integration) send ``/chat/completions``. Only these named routes: an unknown path stays a 404,
+    never an unpriced call to an upstream."""
+    rest = path.removeprefix("/v1")
+    return None if rest == path or rest.startswith("/v1/") else rest
+
+
 def add_routes(app: web.Application) -> None:
     for path, adapter in ROUTES.items():
-        app.router.add_post(path, _handler(adapter))
-    for prefix in ("/v1", "/v1/v1"):
+        handler = _handler(adapter)
+        for p in (path, without_v1(path)):
+            if p is not None:
+                app.router.add_post(p, handler)
+    for prefix in ("", "/v1", "/v1/v1"):
         app.router.add_post(prefix + "/messages/count_tokens", count_tokens)

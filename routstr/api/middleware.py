@@ -36,12 +36,14 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 # The node's own id for the request's ledger entries: X-Request-ID is the client's and may repeat.
 LEDGER_REF: web.RequestKey[str] = web.RequestKey("ledger_ref", str)
 _REQUEST_ID_MAX = 128
+# the same id under the name Routstr's clients read (the reference node's header)
+ROUTSTR_REQUEST_ID = "x-routstr-request-id"
 
 
 def error_response(err: ApiError, request_id: str | None = None) -> web.Response:
     headers = dict(err.headers)
     if request_id:
-        headers["X-Request-ID"] = request_id
+        headers["X-Request-ID"] = headers[ROUTSTR_REQUEST_ID] = request_id
     return web.Response(
         status=err.status, body=orjson.dumps(err.envelope()), content_type="application/json", headers=headers
     )
@@ -59,7 +61,8 @@ def _http_error(e: web.HTTPException) -> ApiError:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id (the client's X-Request-ID, or a new one, also for its log lines),
+    """Give every request an id (the client's X-Request-ID, or a new one, also for its log lines;
+    answered as X-Request-ID and x-routstr-request-id),
     the error envelope, and its metrics; billed endpoints' answers get X-Routstr-Overhead-Ms."""
     trace = Trace()
     request[TRACE] = trace
@@ -78,14 +81,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except ApiError as e:
         resp = error_response(e, rid)
     except web.HTTPException as e:
-        if e.status < 400:
+        if e.status < 400:  # a redirect: aiohttp answers it, with the ids too
+            e.headers.setdefault("X-Request-ID", rid)
+            e.headers.setdefault(ROUTSTR_REQUEST_ID, rid)
             raise
         resp = error_response(_http_error(e), rid)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, route_name(request))
         resp = error_response(InternalError("Internal server error"), rid)
-    if not resp.prepared:
+    if not resp.prepared:  # a stream sent its own (routstr.billing.relay)
         resp.headers.setdefault("X-Request-ID", rid)
+        resp.headers.setdefault(ROUTSTR_REQUEST_ID, rid)
         if trace.endpoint:  # a billed endpoint: the node's time, until the answer is ready
             trace.stamp(resp.headers)
         _maybe_gzip(request, resp)
@@ -146,7 +152,7 @@ class _UnparsedRequest(web.Request):
         response.body = body
         response.content_type = "application/json"
         response.headers["Content-Length"] = str(len(body))  # set before this hook ran
-        response.headers["X-Request-ID"] = time_ordered_id()
+        response.headers["X-Request-ID"] = response.headers[ROUTSTR_REQUEST_ID] = time_ordered_id()
 
 
 def envelope_parse_errors(app: web.Application) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from routstr import __version__
-from routstr.api import openapi_admin
+from routstr.api import openapi_admin, openapi_balance, openapi_child_keys, openapi_lightning
 
 _ERROR = {
     "type": "object",
@@ -69,6 +69,11 @@ _BALANCE = {
         "mint": {"type": "string"},
         "total_spent": {"type": "integer"},
         "total_requests": {"type": "integer"},
+        "api_key": {"type": "string", "description": "info: this balance's sk- key (also for a token key)"},
+        "is_child": {"type": "boolean"},
+        "balance_limit": {"type": "integer", "nullable": True},
+        "balance_limit_reset": {"type": "string", "nullable": True},
+        "validity_date": {"type": "integer", "nullable": True},
     },
 }
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -93,7 +98,8 @@ def _llm(summary: str, required: list[str]) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": {
-                    "description": "The provider's answer; `usage.cost` holds the charge",
+                    "description": _COST_NOTE,
+                    "headers": {**_LOWERED, **_XCASHU},
                     "content": {"application/json": {}, "text/event-stream": {}},
                 },
                 **_errors(400, 401, 402, 404, 413, 429, 502, 503),
@@ -101,6 +107,96 @@ def _llm(summary: str, required: list[str]) -> dict[str, Any]:
         }
     }
 
+
+_NUM = {"type": "number"}
+_LOWERED = {
+    "X-Routstr-Max-Tokens-Lowered": {
+        "description": "`<from>-><to>`: the request's own output limit (max_tokens, max_completion_tokens "
+        "or max_output_tokens, per generation) was more than the balance could reserve, so it was lowered "
+        "to what the balance pays for (not below MIN_FITTED_MAX_TOKENS) and sent upstream",
+        "schema": {"type": "string", "example": "32000->5230"},
+    }
+}
+_XCASHU = {  # a request paid with a Cashu token in its X-Cashu header (NUT-24)
+    "X-Cashu": {
+        "description": "The change, a cashuB token (also in X-Cashu-Refund). A stream has it when it "
+        "starts: the token's value beyond the reservation (the rest, `change`, is in the last event's "
+        "`usage.cost.x_cashu`; `early_change` says what the header held). On an error it holds the whole "
+        "value back, and only when the request carried a token; without key and token, the 401/402 "
+        "holds a NUT-18 `creqA` payment request instead. A token too small is a 400 `token_too_small` "
+        "with `details.amount` (and `amount_unit`) to send",
+        "schema": {"type": "string", "example": "cashuB…"},
+    }
+}
+_COST_NOTE = (
+    "The provider's answer (the last stream event for a stream); the charge is in `usage.cost` "
+    "`{msats, sats, total_msats, total_usd}` (USD null without a BTC/USD rate), `usage.cost_sats` and "
+    "the X-Routstr-Cost-Msats header"
+)
+_MODEL_ENTRY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "context_length": {
+            "type": "integer",
+            "description": "always an integer: the model's own, else the output tokens the node reserves",
+        },
+        "pricing": {
+            "type": "object",
+            "description": "USD per token / per request, as numbers (0 while the node has no BTC/USD rate)",
+            "additionalProperties": _NUM,
+        },
+        "sats_pricing": {
+            "type": "object",
+            "properties": {
+                k: _NUM for k in ("prompt", "completion", "request", "max_prompt_cost", "max_completion_cost")
+            }
+            | {"max_cost": _NUM},
+        },
+        "top_provider": {"type": "object"},
+    },
+}
+_MODELS_GET = {
+    "get": {
+        "tags": ["LLM"],
+        "summary": "Models with prices (OpenRouter schema + sats_pricing)",
+        "responses": {
+            "200": _json(
+                "Model list",
+                {"type": "object", "properties": {"data": {"type": "array", "items": _MODEL_ENTRY}}},
+            )
+        },
+    }
+}
+_MODEL_PATHS = {
+    "type": "object",
+    "properties": {
+        "object": {"type": "string", "example": "model_paths"},
+        "paths": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "provider": {"type": "string"},
+                        "model": {"type": "string", "description": "the id the provider is asked for"},
+                        "kind": {"type": "string", "enum": ["openai", "anthropic"]},
+                    },
+                },
+            },
+        },
+    },
+}
+# the LLM routes also served without /v1 (the node's root as the base URL)
+_WITHOUT_V1 = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/responses",
+    "/v1/messages",
+    "/v1/images/generations",
+)
 
 _WEBHOOK = {
     "type": "object",
@@ -196,7 +292,8 @@ def openapi_document() -> dict[str, Any]:
                 "requestBody": chat_body,
                 "responses": {
                     "200": {
-                        "description": "Completion; `usage.cost` (and X-Routstr-Cost-Msats) holds the charge",
+                        "description": _COST_NOTE,
+                        "headers": {**_LOWERED, **_XCASHU},
                         "content": {"application/json": {}, "text/event-stream": {}},
                     },
                     **_errors(400, 401, 402, 404, 413, 429, 502, 503),
@@ -217,15 +314,43 @@ def openapi_document() -> dict[str, Any]:
         "/v1/images/generations": _llm(
             "Image generation, priced per image (per-request price)", ["model", "prompt"]
         ),
-        "/v1/models": {
+        "/v1/models": _MODELS_GET,
+        "/v1/models/": _MODELS_GET,  # the same list, under the paths Routstr's clients also call
+        "/models": _MODELS_GET,
+        "/v1/models/paths": {
             "get": {
                 "tags": ["LLM"],
-                "summary": "Models with prices (OpenRouter schema + sats_pricing)",
-                "responses": {"200": _json("Model list")},
+                "summary": "Each model → the providers that serve it, cheapest first",
+                "responses": {"200": _json("Model paths", _MODEL_PATHS)},
             }
         },
         "/v1/info": {
-            "get": {"tags": ["Node"], "summary": "Node information", "responses": {"200": _json("Info")}}
+            "get": {
+                "tags": ["Node"],
+                "summary": "Node information",
+                "responses": {
+                    "200": _json(
+                        "Info",
+                        {
+                            "type": "object",
+                            "required": ["name", "description", "version", "npub", "mints"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "description": {"type": "string"},
+                                "version": {"type": "string"},
+                                "npub": {
+                                    "type": "string",
+                                    "pattern": "^npub1[02-9ac-hj-np-z]{58}$",
+                                    "description": "NIP-19 key that signs the node's kind-38421 announcement",
+                                },
+                                "mints": {"type": "array", "items": {"type": "string"}},
+                                "http_url": {"type": "string"},
+                                "onion_url": {"type": "string"},
+                            },
+                        },
+                    )
+                },
+            }
         },
         "/v1/balance/info": {
             "get": {
@@ -255,14 +380,21 @@ def openapi_document() -> dict[str, Any]:
         "/v1/balance/refund": {
             "post": {
                 "tags": ["Balance"],
-                "summary": "Pay the balance back as a Cashu token of the key's mint",
+                "summary": "The balance as a Cashu token of the key's mint; asked again, the same "
+                "token until it is spent. With X-Cashu (no key): that token's request's change, all of it "
+                "not yet redeemed",
                 "security": _SECURED,
                 "responses": {"200": _json("Refund token"), **_errors(400, 401, 503)},
             }
         },
+        **openapi_balance.balance_paths(_BALANCE, _TOKEN_BODY),
+        **openapi_child_keys.child_key_paths(),
         **_webhook_paths(),
+        **openapi_lightning.lightning_paths(),
         **openapi_admin.admin_paths(),
     }
+    for llm_path in _WITHOUT_V1:  # clients whose base URL is the node's root (routstrd's opencode)
+        paths[llm_path.removeprefix("/v1")] = paths[llm_path]
     return {
         "openapi": "3.0.3",
         "info": {

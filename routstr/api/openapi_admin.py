@@ -79,7 +79,8 @@ _MODEL_BODY = {
             "type": "array",
             "nullable": True,
             "items": {"type": "string"},
-            "description": "provider model ids this public id stands for ([] removes the file's alias)",
+            "description": "provider model ids this public id stands for ([] removes the file's alias); "
+            "for a wildcard id such as claude-*, exactly one (its requests are priced and billed as it)",
         },
     },
 }
@@ -95,6 +96,10 @@ _MODEL = {
         "msat": {"type": "object", "nullable": True, "description": "msat per Mtok / per request"},
         "providers": {"type": "array", "items": {"type": "string"}},
         "aliases": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        "wildcard": {
+            "type": "boolean",
+            "description": "a wildcard alias (its id has *): not listed, priced as its one target",
+        },
         "override": {"type": "object", "nullable": True, "description": "the stored settings"},
     },
 }

@@ -10,6 +10,7 @@ from routstr.billing.auth import Authenticator
 from routstr.billing.pipeline import Pipeline
 from routstr.billing.xcashu import XCashu
 from routstr.config import Settings
+from routstr.discovery.keys import NostrKey
 from routstr.rates.feed import BtcUsdFeed
 from routstr.storage.db import Database
 from routstr.upstream.catalogue import Catalogue
@@ -36,6 +37,7 @@ class Node:
     xcashu: XCashu
     invoices: Invoices
     payouts: Payouts
+    nostr: NostrKey | None = None  # the node's Nostr key (build_node always sets it)
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)

@@ -14,9 +14,10 @@ from aiohttp import web
 from routstr.api.info import json_response
 from routstr.api.state import NODE, Node
 from routstr.billing.body import read_json_body
-from routstr.core.errors import InvalidRequest, NotFound
+from routstr.core.errors import Forbidden, InvalidRequest, NotFound
 from routstr.core.sealed import seal
 from routstr.net.client_address import client_address
+from routstr.storage import child_store
 from routstr.storage import webhook_store as store
 from routstr.storage.accounts import now_ms
 from routstr.webhooks.delivery import SECRET_PURPOSE
@@ -50,6 +51,13 @@ async def create_webhook(request: web.Request) -> web.Response:
     node = request.app[NODE]
     s = node.settings
     key_id = await _key_id(node, request)
+    async with node.db.read() as conn:
+        child = await child_store.is_child(conn, key_id)
+    if child:  # its own row holds nothing (it spends its parent's): balance.low would fire at once
+        raise Forbidden(
+            "Register webhooks with the parent key, whose balance a child key spends",
+            code="child_key_not_allowed",
+        )
     _, body = await read_json_body(request, min(MAX_BODY_BYTES, s.max_body_bytes))
     reg = parse_registration(body)
     try:

@@ -26,6 +26,9 @@ class RequestFacts:
     # completions); the reservation and the upstream's cap cover all of them
     outputs: int = 1
     images: int = 0  # image inputs: each is reserved at the node's per-image token bound
+    # the least output limit the upstream takes for this body (Anthropic's extended thinking: above
+    # a budget of at least 1024): a limit lowered to fit the balance stays at or above it
+    upstream_min_output: int = 1
 
 
 class EndpointAdapter(Protocol):

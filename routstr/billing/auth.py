@@ -1,8 +1,9 @@
 """Who pays: the bearer value (``sk-…`` key or a Cashu token) → the key whose balance is used.
 
 A Cashu token used as a key is redeemed once; afterwards the same token (in V3 or V4 form) maps to
-the same balance through its identity hash. Hash lookups are cached in memory: the mapping from a
-key to its row never changes, so the cache holds no money state.
+the same balance through its identity hash, and so does the ``sk-`` key its balance info hands out
+(``api_key``: looked up by its second hash only when no key has it as its own). Hash lookups are
+cached in memory: the mapping from a key to its row never changes, so the cache holds no money state.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Authenticator:
             khash = key_hash(self.secret, value)
             async with self.db.read() as conn:
                 row = await accounts.key_by_hash(conn, khash)
+                if row is None:  # the sk- key a token key's balance info handed out (rare: a miss)
+                    row = await accounts.key_by_alias(conn, khash)
             if row is None:
                 raise AuthenticationFailed("Invalid API key")
             key_id = row.id

@@ -20,11 +20,12 @@ from aiohttp import web
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.auth import Authenticator, missing_key
 from routstr.billing.body import read_form_body, read_json_body
+from routstr.billing.fitting import fitted_output, least_output, lowered_header
 from routstr.billing.relay import Held, Relay
-from routstr.billing.xcashu import OneShot, XCashu, xcashu_value
+from routstr.billing.xcashu import OneShot, XCashu, too_small, xcashu_value
+from routstr.core.budgets import refusal
 from routstr.core.errors import (
     ApiError,
-    InsufficientBalance,
     InvalidRequest,
     NotFound,
     UpstreamError,
@@ -102,6 +103,7 @@ class Pipeline:
             raw, body = await read_json_body(request, self.max_body)
             size = len(raw)
         facts = adapter.inspect(body, size)
+        facts.model = self.catalogue.resolve(facts.model)  # a wildcard alias: served and billed as its target
         # an image's tokens are not bounded by its bytes (a URL is a few): each counts at the bound
         facts.prompt_bound_tokens += facts.images * self.catalogue.image_input_tokens
         base = self.catalogue.price(facts.model)
@@ -143,8 +145,11 @@ class Pipeline:
         self.in_flight += 1
         try:
             held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter, trace, shot)
+            if shot is not None and facts.stream:  # change beyond the reservation, made while upstream works
+                self.xcashu.start_early(shot)
             try:
-                held.rate_headers = decision.headers() if decision is not None else None
+                if decision is not None:  # X-RateLimit-*, beside X-Routstr-Max-Tokens-Lowered
+                    held.rate_headers = {**(held.rate_headers or {}), **decision.headers()}
                 resp = await self._forward(request, adapter, body, held, candidates, base)
             finally:
                 if not held.settled:  # an error on our side: the user is not charged for it
@@ -160,15 +165,20 @@ class Pipeline:
                 await self.limiter.release(key_id, held.tokens if held is not None else 0)
         return resp
 
+    def _floor(self, facts: RequestFacts) -> int:
+        """The least a client's own output limit may be lowered to (MIN_FITTED_MAX_TOKENS, or more
+        when the upstream needs more for this request)."""
+        return max(self.catalogue.min_fitted_output, facts.upstream_min_output)
+
     def _bounds(self, price: ModelPrice, facts: RequestFacts) -> tuple[int, int]:
-        """The least a request can cost (one output token each when the node may cap the output) and
-        the most (what is reserved when the balance allows it)."""
+        """The least a request can cost (at the least output limit the node may run it at, see
+        billing/fitting.py) and the most (what is reserved when the balance allows it)."""
         units = facts.requests or 1
         if facts.requests or not facts.has_output:
             most = price.max_cost_msat(facts.prompt_bound_tokens, 0, units)
             return most, most
         most_out = facts.requested_max_output or self.catalogue.max_output(price)
-        least_out = facts.requested_max_output or 1
+        least_out = least_output(facts.requested_max_output, self._floor(facts))
         return (
             price.max_cost_msat(facts.prompt_bound_tokens, least_out * facts.outputs, units),
             price.max_cost_msat(facts.prompt_bound_tokens, most_out * facts.outputs, units),
@@ -273,20 +283,24 @@ class Pipeline:
         amount = self._amount(price, facts, max_out, shot)
         short = await self._try_reserve(key_id, amount, ref, facts.model)
         if short is not None:
-            affordable = 0
-            if facts.requested_max_output is None and capped:
+            # answer as long as the balance pays for rather than refuse (billing/fitting.py)
+            fitted = None
+            if capped:
                 affordable = price.affordable_output_tokens(short, facts.prompt_bound_tokens) // facts.outputs
-            if affordable < 1:
-                raise InsufficientBalance(short, amount)
-            # the client set no limit: answer as long as the balance pays for, rather than refuse
-            max_out = min(max_out, affordable)
+                fitted = fitted_output(facts.requested_max_output, max_out, affordable, self._floor(facts))
+            if fitted is None:
+                least = least_output(facts.requested_max_output, self._floor(facts)) if capped else 0
+                raise _short(short, self._amount(price, facts, least, shot), shot)
+            max_out = fitted
             amount = self._amount(price, facts, max_out, shot)
             again = await self._try_reserve(key_id, amount, ref, facts.model)
             if again is not None:
-                raise InsufficientBalance(again, amount)
+                raise _short(again, amount, shot)
         if capped and max_out != facts.requested_max_output:
             adapter.set_max_output(body, max_out)
         held = Held(key_id, ref, request_id, amount, price, facts, trace, shot=shot)
+        if capped and facts.requested_max_output and max_out < facts.requested_max_output:
+            held.rate_headers = lowered_header(facts.requested_max_output, max_out)
         held.max_output_tokens = max_out * facts.outputs
         held.image_tokens = facts.images * self.catalogue.image_input_tokens
         self.live.add(ref)  # from here on the caller settles it, and the heartbeat renews its lease
@@ -346,3 +360,11 @@ class Pipeline:
     def _quiet(self) -> bool:
         """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""
         return self.in_flight <= 1
+
+
+def _short(available: int, required: int, shot: OneShot | None) -> ApiError:
+    """A balance too small for the request: 402 for a key; 400 for an X-Cashu token (NUT-24), whose
+    value then comes back whole in the error's ``X-Cashu``."""
+    if shot is not None:
+        return too_small(available, required, shot.unit)
+    return refusal(available, required)  # in a spending limit's words when the limit was short

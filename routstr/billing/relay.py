@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from time import perf_counter
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
-from routstr.billing.adapters.common import cost_object
+from routstr.billing.adapters.common import cost_object, put_cost
 from routstr.billing.stream import SseMeter
 from routstr.billing.xcashu import OneShot, XCashu
 from routstr.core import failpoints
@@ -44,7 +45,7 @@ class Held:
     trace: Trace  # timing: the upstream's share of this request
     settled: bool = False
     shot: OneShot | None = None  # paid by an X-Cashu token: its change goes back with the answer
-    rate_headers: dict[str, str] | None = None  # X-RateLimit-* of this request
+    rate_headers: dict[str, str] | None = None  # X-RateLimit-*, X-Routstr-Max-Tokens-Lowered
     tokens: int = 0  # what the request used, for the key's hourly token budget
     provider: str = ""  # the provider that answered
     max_output_tokens: int = 0  # the output reserved, for all generations together (the upstream's cap)
@@ -76,6 +77,10 @@ def estimate(held: Held, delivered_bytes: int, partial: Usage | None = None) -> 
     )
 
 
+def _no_rate() -> Decimal | None:
+    return None
+
+
 def charge_for(held: Held, usage: Usage) -> int:
     cost = held.price.usage_cost_msat(usage)
     return held.shot.charge(cost) if held.shot is not None else cost
@@ -88,13 +93,17 @@ class Relay:
         self.settle = settle
         self.xcashu = xcashu
         self.metrics = metrics
+        # the BTC/USD rate for ``usage.cost.total_usd`` (the app sets the catalogue's: synchronous, cheap)
+        self.btc_usd: Callable[[], Decimal | None] = _no_rate
 
     async def cost_object(self, held: Held, cost: int) -> dict[str, Any]:
         """``usage.cost``; for an X-Cashu request the change is paid out now and shown in it too."""
+        rate = self.btc_usd()
+        obj = cost_object(cost, None if rate is None else float(rate))
         if held.shot is None:
-            return cost_object(cost)
+            return obj
         await self.xcashu.close(held.shot)
-        return {**cost_object(cost), **held.shot.cost_fields()}
+        return {**obj, **held.shot.cost_fields()}
 
     async def json(
         self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
@@ -128,14 +137,18 @@ class Relay:
     async def stream(
         self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
     ) -> web.StreamResponse:
-        out = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Request-ID": held.request_id,
-                **(held.rate_headers or {}),
-            }
-        )
+        headers = {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Request-ID": held.request_id,
+            "x-routstr-request-id": held.request_id,  # a stream's headers leave before the middleware
+            **(held.rate_headers or {}),
+        }
+        first: asyncio.Task[bytes] | None = None  # read while an X-Cashu early change is awaited
+        if held.shot is not None and held.shot.early is not None:
+            first = asyncio.ensure_future(resp.content.readany())
+            headers.update(await self._early_change(held, first))
+        out = web.StreamResponse(headers=headers)
         meter = SseMeter(adapter)
         translator = adapter.stream_translator(held.facts.model)
         client_gone = False
@@ -143,15 +156,19 @@ class Relay:
         held.trace.stamp(out.headers)  # X-Routstr-Overhead-Ms: the node's time until the headers go out
         try:
             await out.prepare(request)
-            async for chunk in resp.content.iter_any():
+            chunk = await (first if first is not None else resp.content.readany())
+            while chunk:
                 data = meter.feed(chunk)
                 if translator is not None and data:
                     data = translator.feed(data)
                 if data:
-                    if resp.content.is_eof():  # the upstream is done: this goes with the closing events
+                    # the upstream is done: this goes with the closing events, unless their cost waits
+                    # for an X-Cashu change (a mint round trip): content is never held back for it
+                    if resp.content.is_eof() and held.shot is None:
                         last += data
                     else:
                         await out.write(data)
+                chunk = await resp.content.readany()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             client_gone = True
         except (aiohttp.ClientError, TimeoutError):  # the upstream broke off: bill what was delivered
@@ -159,6 +176,11 @@ class Relay:
         except asyncio.CancelledError:
             await self._settle_stream(held, meter)
             raise
+        finally:
+            if first is not None:  # the client left before it was read: never a task left behind
+                first.cancel()
+                if first.done() and not first.cancelled():
+                    first.exception()
         cost = await self._settle_stream(held, meter)
         if client_gone:  # an X-Cashu change waits on its key for the retrieval route
             return out
@@ -169,11 +191,8 @@ class Relay:
             adapter.attach_cost(meter.usage_event, await self.cost_object(held, cost))
             tail += meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
         elif held.shot is not None:  # no usage event to carry the change: an event of its own
-            change = {
-                "object": "x_cashu",
-                "choices": [],
-                "usage": {"cost": await self.cost_object(held, cost)},
-            }
+            change: dict[str, Any] = {"object": "x_cashu", "choices": []}
+            put_cost(change, await self.cost_object(held, cost))
             tail += b"data: " + orjson.dumps(change) + b"\n\n"
         if meter.done and translator is None:
             tail += meter.end_event
@@ -182,6 +201,24 @@ class Relay:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
         return out
+
+    async def _early_change(self, held: Held, first: asyncio.Task[bytes]) -> dict[str, str]:
+        """The X-Cashu early change for the stream's headers. It is waited for while the upstream has
+        sent nothing (no content could go out sooner), then at most ``xcashu.change_wait_s`` more; if
+        not ready by then, the stream starts without it and that part comes with the rest at the end."""
+        shot = held.shot
+        assert shot is not None and shot.early is not None
+        try:
+            if not shot.early.done():
+                waiting = perf_counter()
+                await asyncio.wait((shot.early, first), return_when=asyncio.FIRST_COMPLETED)
+                held.trace.upstream_s += perf_counter() - waiting  # the upstream's first bytes
+                if not shot.early.done():
+                    await asyncio.wait((shot.early,), timeout=self.xcashu.change_wait_s)
+        except BaseException:
+            first.cancel()
+            raise
+        return self.xcashu.early_headers(shot)
 
     async def _settle_stream(self, held: Held, meter: SseMeter) -> int:
         usage = meter.usage

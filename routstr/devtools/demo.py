@@ -30,6 +30,17 @@ completion_sats_per_mtok = 3000
 [models."gpt-4o-mini"]
 prompt_usd_per_mtok = 0.15
 completion_usd_per_mtok = 0.60
+
+[models."claude-haiku-4-5"]
+prompt_usd_per_mtok = 1
+completion_usd_per_mtok = 5
+"""
+# any claude-* id (Claude Code asks for its current default Opus model) is served as claude-haiku-4-5;
+# the fake upstream is an OpenAI-type provider, so /v1/messages is translated to chat completions (the
+# fake's own Anthropic route refuses the mid-conversation "system" messages Claude Code now sends)
+DEMO_PROVIDERS = """
+[aliases]
+"claude-*" = "claude-haiku-4-5"
 """
 
 
@@ -43,7 +54,7 @@ routstr demo is running
   node          {node_url}   (docs: {node_url}/docs)
   dashboard     {node_url}/admin/   (password: {password})
   test mint     {mint_url}   (Nutshell + FakeWallet)
-  fake upstream serves models gpt-4o-mini, gpt-4o, llama-3.1-8b
+  fake upstream serves models gpt-4o-mini, gpt-4o, llama-3.1-8b, claude-haiku-4-5 (also as claude-*)
 
 A Cashu token worth {amount} sat, usable as an API key:
 
@@ -60,6 +71,9 @@ Python (pip install openai):
   client = OpenAI(base_url="{node_url}/v1", api_key="{token}")
   r = client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello!"}}])
   print(r.choices[0].message.content, r.usage)
+
+Claude Code (npm i -g @anthropic-ai/claude-code), its default model served through the alias:
+  ANTHROPIC_BASE_URL={node_url} ANTHROPIC_AUTH_TOKEN={token} claude
 
 Balance:  curl {node_url}/v1/balance/info -H "Authorization: Bearer <token>"
 Refund:   curl -X POST {node_url}/v1/balance/refund -H "Authorization: Bearer <token>"
@@ -79,10 +93,13 @@ async def _run(port: int, amount: int, workdir: Path) -> None:
         runners.append(up_runner)
         pricing = workdir / "pricing.toml"
         pricing.write_text(DEMO_PRICING)
+        providers = workdir / "providers.toml"
+        providers.write_text(DEMO_PROVIDERS)
         password = secrets.token_urlsafe(12)  # a fresh node each run: a fresh password, printed below
         settings = load_settings(
             {
                 "UPSTREAM_BASE_URL": upstream_url,
+                "PROVIDERS_FILE": str(providers),
                 "CASHU_MINTS": mint_url,
                 "DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite3'}",
                 "BTC_USD_PRICE": "100000",

@@ -270,7 +270,7 @@ class StreamToAnthropic:
     def finish(self, usage: Usage | None, cost: dict[str, Any]) -> bytes:
         """The closing events: the last block's stop, the usage (with the cost), message_stop."""
         out = self._start({}) + self._close()
-        u: dict[str, Any] = {**anthropic_usage(usage), "cost": cost}
+        u: dict[str, Any] = {**anthropic_usage(usage), "cost": cost, "cost_sats": cost.get("sats")}
         out.append(
             sse(
                 "message_delta",

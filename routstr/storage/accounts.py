@@ -51,6 +51,23 @@ async def key_by_hash(conn: AsyncConnection, khash: str) -> KeyRow | None:
     return KeyRow(*row) if row else None
 
 
+async def key_by_alias(conn: AsyncConnection, alias_hash: str) -> KeyRow | None:
+    """The token key whose sk- alias has this hash (looked up only when no key has it as key_hash)."""
+    row = (await conn.execute(select(*KEY_COLS).where(api_keys.c.sk_alias_hash == alias_hash))).first()
+    return KeyRow(*row) if row else None
+
+
+async def alias_of(conn: AsyncConnection, key_id: int) -> tuple[str, str | None] | None:
+    """A key's (key_hash, sk_alias_hash)."""
+    q = select(api_keys.c.key_hash, api_keys.c.sk_alias_hash).where(api_keys.c.id == key_id)
+    row = (await conn.execute(q)).first()
+    return (str(row[0]), row[1]) if row else None
+
+
+async def set_alias(conn: AsyncConnection, key_id: int, alias_hash: str) -> None:
+    await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(sk_alias_hash=alias_hash))
+
+
 async def key_by_id(conn: AsyncConnection, key_id: int) -> KeyRow | None:
     row = (await conn.execute(select(*KEY_COLS).where(api_keys.c.id == key_id))).first()
     return KeyRow(*row) if row else None

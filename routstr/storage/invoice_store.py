@@ -28,6 +28,8 @@ class InvoiceRow:
     swap_id: str | None
     expires_at: int | None
     created_at: int
+    payment_hash: str | None
+    paid_at: int | None
 
 
 _COLS = (
@@ -43,6 +45,8 @@ _COLS = (
     invoices.c.swap_id,
     invoices.c.expires_at,
     invoices.c.created_at,
+    invoices.c.payment_hash,
+    invoices.c.paid_at,
 )
 
 
@@ -58,6 +62,12 @@ async def insert_invoice(conn: AsyncConnection, **values: Any) -> None:
 async def invoice_by_id(conn: AsyncConnection, invoice_id: str) -> InvoiceRow | None:
     r = (await conn.execute(select(*_COLS).where(invoices.c.id == invoice_id))).first()
     return _row(r) if r else None
+
+
+async def invoices_by_payment_hash(conn: AsyncConnection, payment_hash: str) -> list[InvoiceRow]:
+    """Usually one; the same invoice at two mints (or a mint that reuses hashes) gives more."""
+    q = select(*_COLS).where(invoices.c.payment_hash == payment_hash).limit(10)
+    return [_row(r) for r in (await conn.execute(q)).all()]
 
 
 async def invoice_by_swap(conn: AsyncConnection, swap_id: str) -> InvoiceRow | None:
@@ -81,8 +91,11 @@ async def claim_for_minting(conn: AsyncConnection, invoice_id: str, swap_id: str
 
 
 async def set_state(conn: AsyncConnection, invoice_id: str, state: str) -> None:
+    """Leave ``pending`` (once); settling also records when it was paid."""
+    t = now_ms()
+    paid = {"paid_at": t} if state == SETTLED else {}
     await conn.execute(
         update(invoices)
         .where(invoices.c.id == invoice_id, invoices.c.state == PENDING)
-        .values(state=state, updated_at=now_ms())
+        .values(state=state, updated_at=t, **paid)
     )

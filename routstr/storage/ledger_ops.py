@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from routstr.core import ledger as rules
+from routstr.storage import limited_ops
 
+# a limited key (a child key, a key with a spending limit) never matches: limited_ops takes it over
 RESERVE = (
     "UPDATE api_keys SET balance_msat = balance_msat - :amount, reserved_msat = reserved_msat + :amount"
-    " WHERE id = :key_id AND balance_msat >= :amount"
+    " WHERE id = :key_id AND balance_msat >= :amount AND NOT limited"
 )
 ADD_RESERVATION = (
     "INSERT INTO reservations (request_id, key_id, amount_msat, created_at, expires_at)"
@@ -34,7 +36,11 @@ APPLY_SETTLEMENT = (
     " total_spent_msat = total_spent_msat + :charge, total_requests = total_requests + 1"
     " WHERE id = :key_id"
 )
-EXPIRED = "SELECT request_id, key_id, amount_msat FROM reservations WHERE expires_at < :now LIMIT :limit"
+APPLY_OWN = APPLY_SETTLEMENT + " AND NOT limited"  # a limited key's money is its payer's: limited_ops
+EXPIRED = (
+    "SELECT request_id, key_id, amount_msat, limit_key_id FROM reservations WHERE expires_at < :now"
+    " LIMIT :limit"
+)
 RENEW = "UPDATE reservations SET expires_at = :expires_at WHERE request_id IN ({refs})"
 RENEW_MAX = 512  # refs per statement: within SQLite's oldest limit of 999 bound variables
 RELEASE_HELD = (
@@ -70,10 +76,10 @@ def reserve(
     """Hold ``amount`` msat; None if done, else the available balance that was too small.
 
     One conditional UPDATE: it takes the whole amount or nothing and cannot overdraw, however many
-    requests race for the same balance.
+    requests race for the same balance. A limited key is reserved by ``limited_ops`` instead.
     """
     if x.run(RESERVE, {"amount": amount, "key_id": key_id}) != 1:
-        return available(x, key_id)
+        return limited_ops.reserve(x, key_id, amount, request_id, model, now, ttl_ms)
     x.run(ADD_RESERVATION, {"request_id": request_id, "key_id": key_id, "amount": amount, "now": now,
                             "expires_at": now + ttl_ms})  # fmt: skip
     x.run(LEDGER_ROW, _row(key_id, rules.RESERVE, amount, request_id, model, now))
@@ -91,12 +97,74 @@ def settle(
     completion_tokens: int | None,
     now: int,
 ) -> rules.Settlement:
-    """Close a reservation: charge the cost, release the rest (rules in ``routstr.core.ledger``)."""
+    """Close a reservation: charge the cost, release the rest (rules in ``routstr.core.ledger``).
+    A limited key's is closed by ``limited_ops``: its guarded UPDATE here changes nothing."""
     if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
         reserved = 0  # the expiry sweeper gave it back already: charge only what is free now
+    # an overrun reads a balance under a lock: a limited key's limit row must be locked before it
+    if not (cost > reserved and limited_ops.is_limited(x, key_id)):
+        s = _apply(
+            x, APPLY_OWN, key_id, request_id, reserved, cost, model, prompt_tokens, completion_tokens, now
+        )
+        if s is not None:
+            return s
+    return limited_ops.settle(
+        x, key_id, request_id, reserved, cost, model, prompt_tokens, completion_tokens, now
+    )
+
+
+def settle_plain(
+    x: Exec,
+    key_id: int,
+    request_id: str,
+    reserved: int,
+    cost: int,
+    model: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    now: int,
+) -> rules.Settlement:
+    """``settle`` on the key's own balance, whatever the key, its reservation already taken."""
+    s = _apply(
+        x, APPLY_SETTLEMENT, key_id, request_id, reserved, cost, model, prompt_tokens, completion_tokens, now
+    )
+    assert s is not None
+    return s
+
+
+def _apply(
+    x: Exec,
+    apply: str,
+    key_id: int,
+    request_id: str,
+    reserved: int,
+    cost: int,
+    model: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    now: int,
+) -> rules.Settlement | None:
+    """Charge and release on the key's row with ``apply``; None if that statement matched no row."""
     s = rules.settle(reserved, cost, available(x, key_id) if cost > reserved else 0)
-    x.run(APPLY_SETTLEMENT, {"release": s.release, "extra": s.extra, "held_charge": s.charge - s.extra,
-                             "charge": s.charge, "key_id": key_id})  # fmt: skip
+    params = {"release": s.release, "extra": s.extra, "held_charge": s.charge - s.extra, "charge": s.charge,
+              "key_id": key_id}  # fmt: skip
+    if x.run(apply, params) != 1 and apply is APPLY_OWN:
+        return None
+    ledger_rows(x, key_id, request_id, model, now, s, prompt_tokens, completion_tokens)
+    return s
+
+
+def ledger_rows(
+    x: Exec,
+    key_id: int,
+    request_id: str,
+    model: str,
+    now: int,
+    s: rules.Settlement,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+) -> None:
+    """The ledger rows of a settlement: the extra reserved, the charge, the release."""
     if s.extra:
         x.run(LEDGER_ROW, _row(key_id, rules.RESERVE, s.extra, request_id, model, now))
     if s.charge:
@@ -104,20 +172,19 @@ def settle(
                                completion_tokens))  # fmt: skip
     if s.release:
         x.run(LEDGER_ROW, _row(key_id, rules.RELEASE, s.release, request_id, model, now))
-    return s
 
 
 def release_expired(x: Exec, now: int, limit: int = 500) -> int:
     """Give back reservations whose lease ran out: a running request's is renewed, so an expired one's
-    request is dead (its process crashed or was killed)."""
-    released = 0
-    for request_id, key_id, amount in x.rows(EXPIRED, {"now": now, "limit": limit}):
-        if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
-            continue
+    request is dead (its process crashed or was killed). The reservations are taken first, then the
+    limits' counters, then the balances: the lock order of every other transaction."""
+    expired = x.rows(EXPIRED, {"now": now, "limit": limit})
+    taken = [r for r in expired if x.run(DROP_RESERVATION, {"request_id": r[0]}) == 1]
+    limited_ops.unhold(x, taken)
+    for request_id, key_id, amount, _ in taken:
         x.run(RELEASE_HELD, {"amount": amount, "key_id": key_id})
         x.run(LEDGER_ROW, _row(key_id, rules.RELEASE, amount, request_id, None, now))
-        released += 1
-    return released
+    return len(taken)
 
 
 def renew(x: Exec, request_ids: Sequence[str], expires_at: int) -> int:

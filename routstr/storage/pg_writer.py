@@ -32,7 +32,7 @@ _GENERAL = object()  # a fast path's answer: "not my case, take the portable pat
 RESERVE = f"""
 WITH r AS (
   UPDATE api_keys SET balance_msat = balance_msat - $2, reserved_msat = reserved_msat + $2
-  WHERE id = $1 AND balance_msat >= $2 RETURNING id
+  WHERE id = $1 AND balance_msat >= $2 AND NOT limited RETURNING id
 ), h AS (
   INSERT INTO reservations (request_id, key_id, amount_msat, created_at, expires_at)
   SELECT $3, id, $2, $5, $6 FROM r
@@ -42,13 +42,15 @@ WITH r AS (
 )
 SELECT EXISTS (SELECT 1 FROM r)
 """
-# a refused reservation reports the balance as it is now (the statement above saw an older snapshot)
-BALANCE = "SELECT balance_msat FROM api_keys WHERE id = $1"
+# a refused reservation reports the balance as it is now (the statement above saw an older snapshot);
+# a limited key (child key, spending limit) is reserved by the portable path (storage/limited_ops.py)
+BALANCE = "SELECT balance_msat, limited FROM api_keys WHERE id = $1"
 
 # $1 key_id, $2 request_id, $3 reserved, $4 charge, $5 release, $6 model, $7 prompt, $8 completion, $9 now
 SETTLE_WITHIN = f"""
 WITH d AS (
-  DELETE FROM reservations WHERE request_id = $2 AND key_id = $1 AND amount_msat = $3 RETURNING key_id
+  DELETE FROM reservations WHERE request_id = $2 AND key_id = $1 AND amount_msat = $3
+    AND limit_key_id IS NULL RETURNING key_id
 ), u AS (
   UPDATE api_keys SET balance_msat = balance_msat + $5, reserved_msat = reserved_msat - $4 - $5,
     total_spent_msat = total_spent_msat + $4, total_requests = total_requests + 1
@@ -110,11 +112,14 @@ class PgWriter:
 
     async def _reserve(
         self, key_id: int, amount: int, request_id: str, model: str, now: int, ttl_ms: int
-    ) -> int | None:
+    ) -> Any:
         pool = await self._conn_pool()
         if await pool.fetchval(RESERVE, key_id, amount, request_id, model, now, now + ttl_ms):
             return None
-        return int(await pool.fetchval(BALANCE, key_id) or 0)
+        row = await pool.fetchrow(BALANCE, key_id)
+        if row is None:
+            return 0
+        return _GENERAL if row[1] else int(row[0])
 
     async def _settle(
         self,

@@ -52,7 +52,13 @@ api_keys = Table(
     # Refund-LNURL / Key-Expiry-Time: where and when (unix ms) the rest is paid out automatically
     Column("refund_address", Text, nullable=True),
     Column("expires_at", BigInteger, nullable=True),
+    # a token key's sk- key (HMAC of the one ``GET /v1/balance/info`` hands out): a second key_hash
+    Column("sk_alias_hash", String(64), nullable=True),
+    # has a row in key_limits (a child key, or a key with a spending limit): the hot path's plain
+    # statements skip it and the limited ones take over (storage/limited_ops.py)
+    Column("limited", Boolean, nullable=False, server_default=false()),
     CheckConstraint("balance_msat >= 0", name="balance_nonnegative"),
+    Index("ix_api_keys_sk_alias_hash", "sk_alias_hash", unique=True),
     CheckConstraint("reserved_msat >= 0", name="reserved_nonnegative"),
 )
 
@@ -83,8 +89,32 @@ reservations = Table(
     Column("amount_msat", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # the limited key whose counters hold this reservation too (key_limits); key_id is its payer's
+    Column("limit_key_id", BigInteger, nullable=True),
     # one B-tree, no expiry index: rows live for one request and the sweeper's scan is of the few in flight
     sqlite_with_rowid=False,
+)
+
+# Spending limits (core/budgets.py): a child key spends its parent's (its payer's) balance, at most
+# balance_limit msat a period; a key created with a limit is its own payer. No money is here: the
+# counters bound what the key may reserve, in the transactions that move the payer's money.
+key_limits = Table(
+    "key_limits",
+    metadata,
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), primary_key=True),
+    Column("payer_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
+    Column("balance_limit_msat", BigInteger, nullable=True),  # NULL: only the payer's balance bounds it
+    Column("limit_reset", String(16), nullable=True),  # daily | weekly | monthly | NULL (never)
+    Column("resets_at", BigInteger, nullable=True),  # unix ms of the next reset
+    Column("spent_msat", BigInteger, nullable=False, server_default="0"),  # charged this period
+    Column("reserved_msat", BigInteger, nullable=False, server_default="0"),  # held in flight
+    Column("total_spent_msat", BigInteger, nullable=False, server_default="0"),
+    Column("total_requests", BigInteger, nullable=False, server_default="0"),
+    Column("valid_until", BigInteger, nullable=True),  # unix ms; refused from then on
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("spent_msat >= 0", name="spent_nonnegative"),
+    CheckConstraint("reserved_msat >= 0", name="reserved_nonnegative"),
+    Index("ix_key_limits_payer_id", "payer_id"),
 )
 
 # Every swap the node sends to a mint. Outputs (secret, blinding factor, amount, keyset) are
@@ -118,7 +148,10 @@ swaps = Table(
     Column("executor", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # refund: when the mint first said its token was spent (until then a refund call hands it out again)
+    Column("spent_at", BigInteger, nullable=True),
     Index("ix_swaps_state", "state"),
+    Index("ix_swaps_key_id", "key_id", "created_at"),  # a key's refunds and history
 )
 
 proofs = Table(
@@ -141,8 +174,9 @@ proofs = Table(
 )
 
 # Lightning top-ups through the primary mint's NUT-04 quotes. ``id`` is a random handle only the
-# creator holds (the bolt11 alone does not lead to the key); ``swap_id`` is the mint step, whose
-# outputs are recorded before the mint is asked, so a crash there is finished by NUT-09 restore.
+# creator holds; the whole bolt11 (not its payment hash) also leads to a "create" invoice's key
+# (POST /lightning/recover); ``swap_id`` is the mint step, whose outputs are recorded before the mint
+# is asked, so a crash there is finished by NUT-09 restore.
 invoices = Table(
     "invoices",
     metadata,
@@ -159,7 +193,10 @@ invoices = Table(
     Column("expires_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("payment_hash", String(64), nullable=True),  # read from the bolt11; None if unreadable
+    Column("paid_at", BigInteger, nullable=True),  # when it was credited (settled)
     Index("ix_invoices_state", "state"),
+    Index("ix_invoices_payment_hash", "payment_hash"),
 )
 
 # Tokens for the operator's scripts (admin API, CLI): only their HMAC is stored; revocable.

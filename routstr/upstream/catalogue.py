@@ -16,6 +16,7 @@ from typing import Any
 from routstr.core.errors import NotFound, ServiceUnavailable
 from routstr.core.pricing import ModelPrice, PriceBook
 from routstr.rates.feed import StaleRate
+from routstr.upstream.aliases import Patterns
 from routstr.upstream.providers import Provider
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,26 @@ class Catalogue:
         btc_usd: Callable[[], Decimal],
         default_max_output: int,
         image_input_tokens: int = 4096,
+        min_fitted_output: int = 1024,
     ) -> None:
         """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``.
 
         ``image_input_tokens`` bounds the prompt tokens one image input can make (its bytes do not:
-        a URL is a few bytes), for the reservation and the estimate.
+        a URL is a few bytes), for the reservation and the estimate. ``min_fitted_output`` is the
+        least a client's own output limit is lowered to when the balance cannot reserve it
+        (MIN_FITTED_MAX_TOKENS; see ``billing.fitting``).
         """
         self.prices = prices
         self.btc_usd = btc_usd
         self.default_max_output = default_max_output
         self.image_input_tokens = image_input_tokens
+        self.min_fitted_output = min_fitted_output
         self.models: dict[str, UpstreamModel] = {}
-        self.aliases: dict[str, tuple[str, ...]] = {}
+        self.aliases: dict[str, tuple[str, ...]] = {}  # exact aliases (listed under their own id)
+        self.patterns = Patterns()  # wildcard aliases (not listed; served as their target)
+        # some provider may serve any model (no model list known, not restricted): priced models are
+        # listed then; otherwise only what the providers list
+        self.open_list = True
         self.disabled: frozenset[str] = frozenset()  # switched off by the operator: not sold, not listed
         self._resolved: dict[str, tuple[Decimal | None, ModelPrice]] = {}  # model -> (rate, price)
 
@@ -96,11 +105,36 @@ class Catalogue:
         return self.default_max_output
 
     def configure(
-        self, prices: PriceBook, aliases: dict[str, tuple[str, ...]], disabled: frozenset[str]
+        self,
+        prices: PriceBook,
+        aliases: dict[str, tuple[str, ...]],
+        disabled: frozenset[str],
+        patterns: dict[str, str] | None = None,
     ) -> None:
-        """The operator's prices, aliases and switched-off models, as changed at run time."""
+        """The operator's prices, aliases (exact, and wildcard ones) and switched-off models, as
+        changed at run time."""
         self.prices, self.aliases, self.disabled = prices, aliases, disabled
+        self.patterns = Patterns(patterns)
         self._resolved.clear()
+
+    def resolve(self, model: str) -> str:
+        """The model a request is served, priced and billed as: its own id when ``/v1/models`` lists
+        it, else the target of the most specific wildcard alias it matches, else its own id (which
+        then answers 404 ``model_not_found``). Dict lookups on the hot path; patterns only for ids
+        the node does not list."""
+        if not self.patterns or self.lists(model):
+            return model
+        return self.patterns.match(model) or model
+
+    def lists(self, model: str) -> bool:
+        """Does ``/v1/models`` list this id? A provider's model (only those of a restricted provider's
+        ``models``), an exact alias, or a model priced explicitly while some provider's list is open
+        (unknown, so it may serve it); not one switched off."""
+        if model in self.disabled:
+            return False
+        return (
+            model in self.models or model in self.aliases or (self.open_list and model in self.prices.models)
+        )
 
     def set_upstream_models(self, raw: Any) -> None:
         self.models = parse_models(raw)
@@ -112,9 +146,10 @@ class Catalogue:
         merged: dict[str, UpstreamModel] = {}
         snapshot = list(providers)  # the list may be swapped while we wait (providers changed)
         answers = await asyncio.gather(*(_listing(p, timeout_s) for p in snapshot))
-        for listed in answers:
-            for mid, m in (listed or {}).items():
+        for provider, listed in zip(snapshot, answers, strict=True):
+            for mid, m in offered(provider, listed).items():
                 merged.setdefault(mid, m)
+        self.open_list = any(p.spec.models is None and not p.listed for p in snapshot)
         if merged or not self.models:
             self.models = merged
             self._resolved.clear()
@@ -125,9 +160,21 @@ class Catalogue:
             await self.refresh(providers)
 
     def listed_ids(self) -> list[str]:
-        """Models on offer: the providers', the aliases, and any priced explicitly in the pricing file
-        (or by the operator), less those switched off."""
-        return sorted((set(self.models) | set(self.prices.models) | set(self.aliases)) - self.disabled)
+        """Models on offer: the providers', the exact aliases, and any priced explicitly in the
+        pricing file (or by the operator) while some provider's list is open, less those switched
+        off. Wildcard aliases are not listed (they stand for ids nobody can list)."""
+        priced = set(self.prices.models) if self.open_list else set()
+        return sorted((set(self.models) | priced | set(self.aliases)) - self.disabled)
+
+
+def offered(provider: Provider, listed: dict[str, UpstreamModel] | None) -> dict[str, UpstreamModel]:
+    """What a provider sells: its ``/models``, or, when the operator restricted it (``models = [...]``),
+    exactly those models (described by its ``/models`` where it lists them), whatever else it lists."""
+    allowed = provider.spec.models
+    if allowed is None:
+        return listed or {}
+    known = listed or {}
+    return {mid: known.get(mid) or UpstreamModel(mid, mid, 0, None, "") for mid in sorted(allowed)}
 
 
 async def _listing(p: Provider, timeout_s: float | None) -> dict[str, UpstreamModel] | None:

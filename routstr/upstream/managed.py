@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
@@ -26,6 +26,7 @@ from routstr.rates.feed import BtcUsdFeed
 from routstr.storage import provider_store
 from routstr.storage.db import Database
 from routstr.storage.provider_store import ModelSettingRow, ProviderRow
+from routstr.upstream.aliases import split
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
@@ -50,9 +51,17 @@ class Effective:
 
     specs: tuple[ProviderSpec, ...]
     prices: PriceBook
-    aliases: dict[str, tuple[str, ...]]
+    aliases: dict[str, tuple[str, ...]]  # exact aliases: public id -> provider model ids
     disabled: frozenset[str]
     overridden: frozenset[str]  # models whose price comes from the database
+    patterns: dict[str, str] = field(default_factory=dict)  # wildcard alias -> its one target
+
+    def targets(self, model: str) -> tuple[str, ...]:
+        """The provider model ids a public id stands for: an exact alias's, a wildcard alias's one
+        target, else itself."""
+        if model in self.aliases:
+            return self.aliases[model]
+        return (self.patterns[model],) if model in self.patterns else (model,)
 
 
 def effective(
@@ -64,7 +73,8 @@ def effective(
 ) -> Effective:
     """Pure: a model's stored price replaces its pricing-file entry as a whole; a stored alias list
     replaces the file's (an empty one removes it); a switched-off model is not sold under its own id
-    nor through an alias, and an alias left with no target is switched off too."""
+    nor through an alias, and an alias left with no target is switched off too (a wildcard alias
+    whose one target is switched off, or that is switched off itself, matches nothing)."""
     models = dict(file_prices.models)
     overridden = set()
     for s in settings:
@@ -82,19 +92,27 @@ def effective(
             aliases[s.model] = s.aliases
         elif s.aliases is not None:
             aliases.pop(s.model, None)
+    exact, wildcards = split(aliases)
     live: dict[str, tuple[str, ...]] = {}
-    for public, targets in aliases.items():
+    for public, targets in exact.items():
         kept = tuple(t for t in targets if t not in disabled)
         if kept:
             live[public] = kept
         else:
             disabled.add(public)
+    patterns: dict[str, str] = {}
+    for pattern, target in wildcards.items():
+        if target in disabled:
+            disabled.add(pattern)
+        elif pattern not in disabled:
+            patterns[pattern] = target
     return Effective(
         specs=(*file_specs, *db_specs),
         prices=PriceBook(default=file_prices.default, models=models),
         aliases=live,
         disabled=frozenset(disabled),
         overridden=frozenset(overridden),
+        patterns=patterns,
     )
 
 
@@ -191,7 +209,7 @@ class ManagedCatalogue:
             await self.catalogue.refresh(fresh, timeout_s=LISTING_TIMEOUT_S)  # before requests reach them
             self.providers[:] = fresh
             self._retire(retired)
-        self.catalogue.configure(state.prices, state.aliases, state.disabled)
+        self.catalogue.configure(state.prices, state.aliases, state.disabled, state.patterns)
         for router in self.routers:
             router.aliases = state.aliases
         self.rows, self.settings = rows, {s.model: s for s in settings}

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from routstr.cashu.errors import CashuError
-from routstr.storage import accounts
+from routstr.storage import accounts, child_store
 from routstr.storage.books import books, held_proofs, ledger_mismatches, stale_operations
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
@@ -39,6 +39,10 @@ async def audit(db: Database, mints: MintRegistry, check_mints: bool = True) -> 
             report.problems.append(
                 f"key {key_id}: stored balance {balance} / reserved {reserved} msat, but its ledger says "
                 f"{available} / {in_flight}"
+            )
+        for key_id, stored, held in await child_store.counter_mismatches(conn):
+            report.problems.append(
+                f"limited key {key_id}: its limit counts {stored} msat reserved, its reservations {held}"
             )
         for b in await books(conn):
             report.books.append(b.as_dict())

@@ -3,8 +3,9 @@ the node's wallet and credit on a key, exactly once.
 
 The steps, each committed before the next:
 1. ask the mint for a quote (its bolt11) and record the invoice under a random id that only its
-   creator gets (the bolt11 alone leads to nothing: the key a "create" invoice makes is derived from
-   that id);
+   creator gets (the key a "create" invoice makes is derived from that id), with the bolt11's payment
+   hash; whoever holds the whole bolt11 (its creator, its payer) can find the invoice again by it
+   (``recover``, as Routstr Core does), its payment hash alone (which every routing node sees) cannot;
 2. when the mint says the quote is paid (a status poll or the watcher, whichever comes first): create
    the key if needed, record our outputs and attach them to the invoice, once across all processes;
 3. ask the mint to sign them, then store the proofs and credit the key in one transaction.
@@ -18,6 +19,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from routstr.cashu.errors import CashuError, MintError
 from routstr.cashu.nut02 import split_amount
 from routstr.cashu.nut04 import MintQuoteState
 from routstr.cashu.outputs import PreparedOutput, prepare_outputs
-from routstr.core import failpoints
+from routstr.core import bolt11, failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.keys import SK_PREFIX, key_hash
 from routstr.storage import accounts, invoice_store, wallet_store
@@ -37,6 +39,7 @@ from routstr.wallet.swaps import complete_swap, output_record, prepared_from_rec
 log = logging.getLogger(__name__)
 
 MAX_INVOICE_SATS = 10_000_000
+_INVOICE_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16)
 CLAIM_WAIT_S = 10.0
 
 
@@ -47,8 +50,25 @@ class _Taken(Exception):
 @dataclass(frozen=True, slots=True)
 class InvoiceStatus:
     invoice: invoice_store.InvoiceRow
-    api_key: str | None  # a settled "create" invoice: the key it made (only its creator asks by id)
+    api_key: str | None  # a settled "create" invoice: the key it made (to the holder of its id or bolt11)
     balance_msat: int | None
+
+
+def check_request(amount_sats: object, purpose: object) -> int:
+    """The amount, once amount and purpose are checked: before anything happens (a Cashu token as the
+    key of a top-up is redeemed)."""
+    if purpose not in ("create", "topup"):
+        raise InvalidRequest('\'purpose\' must be "create" or "topup"', details={"param": "purpose"})
+    if (
+        not isinstance(amount_sats, int)
+        or isinstance(amount_sats, bool)
+        or not 0 < amount_sats <= MAX_INVOICE_SATS
+    ):
+        raise InvalidRequest(
+            f"'amount_sats' must be a whole number from 1 to {MAX_INVOICE_SATS}",
+            details={"param": "amount_sats"},
+        )
+    return amount_sats
 
 
 class Invoices:
@@ -63,13 +83,7 @@ class Invoices:
         return SK_PREFIX + mac.hexdigest()[:32]
 
     async def create(self, amount_sats: int, purpose: str, key_id: int | None) -> invoice_store.InvoiceRow:
-        if purpose not in ("create", "topup"):
-            raise InvalidRequest('\'purpose\' must be "create" or "topup"', details={"param": "purpose"})
-        if not 0 < amount_sats <= MAX_INVOICE_SATS:
-            raise InvalidRequest(
-                f"'amount_sats' must be a whole number from 1 to {MAX_INVOICE_SATS}",
-                details={"param": "amount_sats"},
-            )
+        check_request(amount_sats, purpose)
         if purpose == "topup":
             async with self.db.read() as conn:
                 key = await accounts.key_by_id(conn, key_id) if key_id is not None else None
@@ -84,6 +98,11 @@ class Invoices:
             quote = await self.mints.client(self.mints.primary).mint_quote(amount_sats, "sat")
         except CashuError as e:
             raise ServiceUnavailable(f"Mint {self.mints.primary} could not make an invoice: {e}") from None
+        try:
+            payment_hash: str | None = bolt11.payment_hash(quote.bolt11)
+        except ValueError as e:  # still payable; only recovery by bolt11 and the hash are missing
+            log.warning("mint %s gave an invoice without a readable payment hash: %s", self.mints.primary, e)
+            payment_hash = None
         invoice_id = secrets.token_hex(16)
         async with self.db.write() as conn:
             await invoice_store.insert_invoice(
@@ -97,6 +116,7 @@ class Invoices:
                 purpose=purpose,
                 key_id=key_id if purpose == "topup" else None,
                 expires_at=quote.expiry * 1000 if quote.expiry else None,
+                payment_hash=payment_hash,
             )
             row = await invoice_store.invoice_by_id(conn, invoice_id)
         assert row is not None
@@ -114,6 +134,23 @@ class Invoices:
                 api_key = self.created_key(inv.id)
         return InvoiceStatus(inv, api_key, balance)
 
+    async def recover(self, invoice: str) -> InvoiceStatus:
+        """The status of the invoice with this bolt11: the way back to a "create" invoice's key when
+        its id was lost. The whole bolt11 must match, not only its payment hash."""
+        try:
+            found = bolt11.payment_hash(invoice)
+        except ValueError as e:
+            raise InvalidRequest(
+                f"'bolt11' is not a bolt11 invoice: {e}", details={"param": "bolt11"}
+            ) from None
+        wanted = bolt11.normalize(invoice)
+        async with self.db.read() as conn:
+            rows = await invoice_store.invoices_by_payment_hash(conn, found)
+        for row in rows:
+            if bolt11.normalize(row.bolt11) == wanted:
+                return await self.status(row.id)
+        raise NotFound("No invoice of this node has this bolt11")
+
     async def settle(self, invoice_id: str) -> invoice_store.InvoiceRow:
         """Settle the invoice if it is paid; concurrent callers in this process share one attempt."""
         running = self._inflight.get(invoice_id)
@@ -130,8 +167,10 @@ class Invoices:
                 task.add_done_callback(lambda _: self._inflight.pop(invoice_id, None))
 
     async def _settle(self, invoice_id: str) -> invoice_store.InvoiceRow:
-        async with self.db.read() as conn:
-            inv = await invoice_store.invoice_by_id(conn, invoice_id)
+        inv = None
+        if _INVOICE_ID.fullmatch(invoice_id):  # anything else (a NUL, megabytes) never reaches SQL
+            async with self.db.read() as conn:
+                inv = await invoice_store.invoice_by_id(conn, invoice_id)
         if inv is None:
             raise NotFound("Unknown invoice")
         if inv.state != invoice_store.PENDING:

@@ -49,6 +49,7 @@ class Payout:
     fee: int  # sats of Lightning fee and mint input fee actually paid
     preimage: str | None
     debited_msat: int  # what left the key in the end
+    id: str = ""  # the payout's swap: how the operator finds it (and what clients call refund_id)
 
 
 class _Short(Exception):
@@ -114,9 +115,9 @@ class Payouts:
                     "The mint could not pay the invoice; your balance is unchanged"
                 ) from None
             except MintUnavailable:
-                return Payout("pending", quote.amount, 0, None, debit_units * 1000)
+                return Payout("pending", quote.amount, 0, None, debit_units * 1000, swap_id)
             if paid.state != MeltQuoteState.PAID:
-                return Payout("pending", quote.amount, 0, None, debit_units * 1000)
+                return Payout("pending", quote.amount, 0, None, debit_units * 1000, swap_id)
             failpoints.hit("payout.after_melt")  # paid; the change is not stored yet
             return await complete_melt(self.db, self.mints, swap_id, paid)
 
@@ -214,7 +215,7 @@ async def complete_melt(db: Database, mints: MintRegistry, swap_id: str, paid: M
             )
             if back:
                 await accounts.credit(conn, swap.key_id, back * 1000, ref=swap_id)
-    return Payout("paid", swap.user_amount, fee, paid.payment_preimage, (debit - back) * 1000)
+    return Payout("paid", swap.user_amount, fee, paid.payment_preimage, (debit - back) * 1000, swap_id)
 
 
 async def recover_melt(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> str:

@@ -3,25 +3,35 @@
 The debit, the choice of the node's proofs and the swap record are one transaction; the token is
 made by a swap at the mint (so the user's proofs are fresh and the node keeps the change). The
 mint's input fee (NUT-02), if any, is paid out of the refund.
+
+An answer can be lost: the same refund asked again returns the same token (never debited again)
+until the mint says it was spent (NUT-07); only then is a new refund made of what the key holds.
+Refunds of one key take turns in this process, so two concurrent calls get one token and one debit
+(across processes the debit's condition keeps it to one: the other call is told to ask again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from routstr.cashu.errors import MintError, MintUnavailable
+from routstr.cashu.errors import CashuError, MintError, MintUnavailable, TokenError
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.outputs import prepare_outputs
+from routstr.cashu.tokens import decode_token
 from routstr.core import failpoints
 from routstr.core.errors import InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from routstr.core.ids import PROCESS, process_is_dead
 from routstr.core.money import UNIT_MSAT
-from routstr.storage import accounts, wallet_store
+from routstr.storage import accounts, refund_store, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.inflight import executing, is_executing
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.recovery import recover_swap, revert_refund
+from routstr.wallet.recovery import IN_FLIGHT_GRACE_S, recover_swap, revert_refund
 from routstr.wallet.swaps import complete_swap, output_record
 
 
@@ -39,16 +49,41 @@ class Refund:
 
 
 class Refunder:
-    def __init__(self, db: Database, mints: MintRegistry) -> None:
+    """Pays keys' balances out as tokens. ``reuse_open``: a key's last token is handed out again while
+    the mint says it is unspent (a lost answer loses nothing); off for X-Cashu change, which comes in
+    parts that are each paid as made (``wallet/change_parts.py`` hands unclaimed parts out again)."""
+
+    def __init__(self, db: Database, mints: MintRegistry, *, reuse_open: bool = True) -> None:
         self.db = db
         self.mints = mints
+        self.reuse_open = reuse_open
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}  # key id -> (its lock, callers holding it)
 
     async def refund(self, key_id: int) -> Refund:
+        """The key's open refund token if it has one (not yet spent at the mint), else a new one."""
+        async with self._turn(key_id):
+            return await self._refund(key_id)
+
+    @asynccontextmanager
+    async def _turn(self, key_id: int) -> AsyncIterator[None]:
+        lock, users = self._turns.get(key_id) or (asyncio.Lock(), 0)
+        self._turns[key_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[key_id]
+            if users == 1:
+                del self._turns[key_id]
+            else:
+                self._turns[key_id] = (lock, users - 1)
+
+    async def _refund(self, key_id: int) -> Refund:
         async with self.db.read() as conn:
             key = await accounts.key_by_id(conn, key_id)
         if key is None or key.mint_url is None:
             raise NotFound("Unknown key")
-        earlier = await self._uncollected(key_id)
+        earlier = await self._open(key_id, key.mint_url) if self.reuse_open else None
         if earlier is not None:
             return earlier
         per_unit = UNIT_MSAT[key.unit]
@@ -70,7 +105,8 @@ class Refunder:
         swap_id = uuid.uuid4().hex
         async with self.db.write() as conn:
             if not await accounts.debit_for_refund(conn, key_id, debit, ref=swap_id):
-                raise InvalidRequest("The balance changed while refunding; try again")
+                # another process refunded (or spent) it meanwhile: asking again returns that refund
+                raise InvalidRequest("The balance changed while refunding; ask again", code="balance_changed")
             chosen = await wallet_store.take_proofs(conn, key.mint_url, key.unit, units, swap_id)
             if chosen is None:
                 raise InternalError(
@@ -135,16 +171,57 @@ class Refunder:
         except NothingToRefund:
             return None
 
-    async def _uncollected(self, key_id: int) -> Refund | None:
-        """A refund that went through but never reached the user (crash, lost answer): hand it out now."""
+    async def _open(self, key_id: int, mint_url: str) -> Refund | None:
+        """The key's last refund token again, as long as the mint says it is unspent.
+
+        A refund still pending (the mint did not answer) is settled first; one that stays pending
+        means no new refund yet (503): its token may be on its way."""
         async with self.db.read() as conn:
-            pending = await wallet_store.refund_swaps(conn, key_id, wallet_store.PENDING)
+            pending = await refund_store.pending_refunds(conn, key_id)
         for swap in pending:
-            if not is_executing(swap.id):  # another call of this process may be sending it now
-                await recover_swap(self.db, self.mints, swap)
-        async with self.db.write() as conn:
-            for swap in await wallet_store.refund_swaps(conn, key_id, wallet_store.DONE):
-                if swap.result_token and await wallet_store.mark_collected(conn, swap.id):
-                    debited = await accounts.refund_amount(conn, key_id, swap.id) or 0
-                    return Refund(swap.result_token, swap.user_amount, swap.unit, swap.mint_url, debited)
-        return None
+            # another live process's swap may not have reached the mint yet: recovery would undo it
+            # under its feet; it is left to that process (or to the recovery job once it is old)
+            settle_now = swap.executor == PROCESS or process_is_dead(swap.executor)
+            settle_now = settle_now or swap.created_at < accounts.now_ms() - IN_FLIGHT_GRACE_S * 1000
+            if (
+                is_executing(swap.id)
+                or not settle_now
+                or await recover_swap(self.db, self.mints, swap) == wallet_store.PENDING
+            ):
+                raise ServiceUnavailable(
+                    "A refund of this key is still being settled with the mint; ask again shortly",
+                    code="refund_pending",
+                )
+        while True:  # one batch normally; more only for keys refunded before tokens were checked
+            async with self.db.read() as conn:
+                candidates = await refund_store.open_refunds(conn, key_id)
+            if not candidates:
+                return None
+            unspent = await self._unspent(mint_url, candidates)
+            async with self.db.write() as conn:
+                await refund_store.mark_spent(conn, [s.id for s in candidates if s.id not in unspent])
+                for swap in candidates:
+                    if swap.id in unspent:
+                        assert swap.result_token is not None
+                        await refund_store.mark_handed_out(conn, swap.id)
+                        debited = await accounts.refund_amount(conn, key_id, swap.id) or 0
+                        return Refund(swap.result_token, swap.user_amount, swap.unit, swap.mint_url, debited)
+
+    async def _unspent(self, mint_url: str, swaps: list[wallet_store.SwapRow]) -> set[str]:
+        """Which of these refunds' tokens are wholly unspent at the mint (NUT-07). A token the user
+        spent even in part, or is spending (PENDING), was taken."""
+        ys: dict[str, list[str]] = {}
+        for swap in swaps:
+            try:
+                ys[swap.id] = [p.Y for p in decode_token(swap.result_token or "").proofs]
+            except (TokenError, ValueError):
+                ys[swap.id] = []
+        try:
+            states = await self.mints.client(mint_url).check_state([y for v in ys.values() for y in v])
+        except (CashuError, KeyError):
+            raise ServiceUnavailable(
+                "The mint cannot say now whether your last refund token was redeemed; your balance is "
+                "unchanged, ask again shortly",
+                code="mint_unavailable",
+            ) from None
+        return {sid for sid, v in ys.items() if v and all(states.get(y) == "UNSPENT" for y in v)}

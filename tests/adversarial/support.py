@@ -301,9 +301,10 @@ class Paid:
         mark = node.log_mark()
         answer = await node.post(path, body, {"X-Cashu": token})
         paid = cls(node, token, sats * 1000, answer, mark)
-        change = answer.headers.get("X-Cashu") or _stream_change(answer)
-        if change is not None and change.startswith("cashu"):  # not a NUT-18 payment request (creqA…)
-            paid.change_msat = await wallet.areceive(change) * 1000
+        # the X-Cashu header (a stream's early change) and a stream's final change, each redeemed once
+        for change in {answer.headers.get("X-Cashu"), _stream_change(answer)} - {None}:
+            assert change is not None and change.startswith("cashu"), change  # a token, never a creqA
+            paid.change_msat += await wallet.areceive(change) * 1000
         return paid
 
     async def untouched(self, wallet: TestWallet) -> bool:

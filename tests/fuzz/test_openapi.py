@@ -7,7 +7,7 @@ the spec's envelope ``{"error": {"type", "message", "code", "details"}}``.
 
 Made safe rather than sent as generated: ``/admin/api/withdraw`` never gets ``to`` (that pays a
 Lightning invoice or address outward); ``DELETE /admin/api/tokens/{id}`` never names the test's own
-token (the run would lose its admin access). ``/v1/balance/refund`` runs last: it empties the key.
+token (the run would lose its admin access). Refunds and donate run last: they empty the key.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ VALID_LLM: dict[str, dict[str, Any]] = {
     "/v1/messages": {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": _HI},
     "/v1/images/generations": {"model": "dall-e-3", "prompt": "a cat"},
 }
-LAST = "/v1/balance/refund"
+# these empty the key, so they run after everything that spends from it: refunds, then donate
+LAST = {"/v1/balance/refund": 2, "/v1/wallet/refund": 2, "/v1/wallet/donate": 3, "/v1/balance/donate": 3}
 
 
 @dataclass
@@ -64,8 +65,9 @@ class Failure:
 
 
 def _order(op: APIOperation) -> tuple[int, str]:
-    """``/v1`` before the admin routes (which may disable models or limit the key); refund last."""
-    rank = 2 if op.path == LAST else 0 if op.path.startswith("/v1") else 1
+    """``/v1`` before the admin routes (which may disable models or limit the key); refund and
+    donate last."""
+    rank = LAST.get(op.path, 0 if op.path.startswith("/v1") else 1)
     return rank, op.label
 
 

@@ -31,7 +31,7 @@ async def invoice(http: aiohttp.ClientSession, node: NodeHandle, amount: int, **
     async with http.post(
         node.url + "/lightning/invoice", json={"amount_sats": amount, **kw}, headers=headers
     ) as r:
-        assert r.status == 201, await r.text()
+        assert r.status == 200, await r.text()
         return dict(await r.json())
 
 
@@ -62,12 +62,15 @@ async def test_a_paid_invoice_creates_a_key_once_however_often_polled(
         assert r.status == 200
 
 
-async def test_the_bolt11_alone_does_not_lead_to_the_key(node: NodeHandle, http: aiohttp.ClientSession):
+async def test_only_the_invoice_id_is_a_status_handle(node: NodeHandle, http: aiohttp.ClientSession):
+    """The mint's quote id, the bolt11 or its payment hash name no invoice here (the bolt11 finds it
+    through POST /lightning/recover only: tests/node/test_lightning_compat.py)."""
     inv = await invoice(http, node, 50, purpose="create")
     quote_id = await _quote_id(node, inv["invoice_id"])
-    for guess in (quote_id, inv["bolt11"]):
+    for guess in (quote_id, inv["bolt11"], inv["payment_hash"], inv["invoice_id"].upper()):
         async with http.get(node.url + f"/lightning/invoice/{guess}/status") as r:
             assert r.status == 404
+            assert (await r.json())["error"]["type"] == "not_found"
 
 
 async def _quote_id(node: NodeHandle, invoice_id: str) -> str:

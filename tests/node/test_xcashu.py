@@ -130,6 +130,13 @@ def sse_events(raw: bytes) -> list[bytes]:
     return [ev for ev in raw.split(b"\n\n") if ev.strip()]
 
 
+def early_of(r: aiohttp.ClientResponse) -> tuple[str | None, int]:
+    """A stream's early change (its headers' X-Cashu) and its amount; none if it was not ready in time
+    (then it is in the final event's change)."""
+    value = r.headers.get("X-Cashu")
+    return value, decode_token(value).amount if value else 0
+
+
 def data_of(event: bytes) -> Any:
     for line in event.split(b"\n"):
         if line.startswith(b"data: "):
@@ -145,24 +152,30 @@ async def test_a_stream_ends_with_its_change_which_can_be_fetched_again(
     body = chat_body(max_tokens=40, stream=True)  # the client did not ask for usage: it gets it anyway
     async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
         assert r.status == 200
+        early, early_amount = early_of(r)
         events = sse_events(await r.read())
     assert data_of(events[-1]) == b"[DONE]"
     final = data_of(events[-2])
     assert final["choices"] == [] and final["usage"]["completion_tokens"] > 0
     cost = final["usage"]["cost"]
-    change = cost["x_cashu"]
-    assert cost["msats"] % 1000 == 0 and cost["msats"] // 1000 + cost["change"] == 60
+    assert cost["early_change"] == early_amount
+    assert cost["msats"] % 1000 == 0 and cost["msats"] // 1000 + early_amount + cost["change"] == 60
     assert any(
         data_of(e)["choices"] and data_of(e)["choices"][0]["delta"].get("content") for e in events[:-2]
     )
-    # a client that lost the stream asks again with the token it paid with, and gets the same change
+    # a client that lost the stream asks again with the token it paid with, and gets all of the change
     async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
         assert r.status == 200, await r.text()
         again = await r.json()
-    assert again["token"] == change and again["amount"] == cost["change"]
-    assert await wallet.areceive(change) == cost["change"]
+    assert again["amount"] == early_amount + cost["change"] == 60 - cost["msats"] // 1000
+    if cost["x_cashu"] is None:  # all of it came early: the very token of the stream's headers
+        assert again["token"] == early
+    assert await wallet.areceive(again["token"]) == again["amount"]
     async with http.post(node.v1 + "/balance/refund", headers=paid(token)) as r:
-        assert (await r.json())["token"] == change  # handed out again, but spent at the mint already
+        # all redeemed: nothing is left to hand out (a spent token again would only fail at the mint)
+        body = await r.json()
+        assert r.status == 400 and "redeemed already" in body["error"]["message"], body
+        assert "X-Cashu" not in r.headers
     await one_shot_key(node, token)
 
 
@@ -178,12 +191,14 @@ async def test_anthropic_stream_carries_the_change_in_its_message_delta(
     }
     async with http.post(node.v1 + "/messages", json=body, headers=paid(token)) as r:
         assert r.status == 200
+        early, early_amount = early_of(r)
         events = [data_of(e) for e in sse_events(await r.read())]
     delta = next(e for e in events if e["type"] == "message_delta")
     assert events[-1]["type"] == "message_stop"
     cost = delta["usage"]["cost"]
-    assert cost["msats"] // 1000 + cost["change"] == 60
-    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+    assert cost["msats"] // 1000 + early_amount + cost["change"] == 60
+    for part, amount in ((early, early_amount), (cost["x_cashu"], cost["change"])):
+        assert part is None or await wallet.areceive(part) == amount
 
 
 async def test_the_same_token_twice_at_once_pays_once(
@@ -218,17 +233,21 @@ async def test_no_key_gets_a_nut18_payment_request(
     assert (request.amount, request.unit, list(request.mints or ())) == (80, "sat", [mint_url])
 
 
-async def test_a_too_small_token_gets_402_and_stays_spendable(
+async def test_a_too_small_token_gets_400_and_stays_spendable(
     node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
 ):
+    """NUT-24: an insufficient amount is a 400; the amount needed is in the details, and X-Cashu on an
+    error only ever holds a token (none here: this one was not used)."""
     token = await wallet.asend(mint_url, 30)
     body = {"model": "dall-e-3", "prompt": "a cat"}
     async with http.post(node.v1 + "/images/generations", json=body, headers=paid(token)) as r:
-        assert r.status == 402
+        assert r.status == 400
         err = await r.json()
-        request = decode_payment_request(r.headers["X-Cashu"])
-    assert err["error"]["code"] == "payment_required"
-    assert request.amount == 40 and request.unit == "sat"
+        assert "X-Cashu" not in r.headers and "X-Cashu-Refund" not in r.headers
+    assert err["error"]["type"] == "invalid_request" and err["error"]["code"] == "token_too_small"
+    details = err["error"]["details"]
+    assert (details["amount"], details["amount_unit"]) == (40, "sat")
+    assert (details["required"], details["available"], details["unit"]) == (40_000, 30_000, "msat")
     assert await wallet.acheck(token) == ["UNSPENT"] * len(decode_token(token).proofs)
 
 
@@ -408,11 +427,13 @@ async def test_a_responses_stream_carries_the_change_in_response_completed(
     body = {"model": "gpt-4o-mini", "input": "hello", "max_output_tokens": 30, "stream": True}
     async with http.post(node.v1 + "/responses", json=body, headers=paid(token)) as r:
         assert r.status == 200
+        early, early_amount = early_of(r)
         events = [data_of(e) for e in sse_events(await r.read())]
     assert events[-1]["type"] == "response.completed"
     cost = events[-1]["response"]["usage"]["cost"]
-    assert cost["msats"] // 1000 + cost["change"] == 60
-    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+    assert cost["msats"] // 1000 + early_amount + cost["change"] == 60
+    for part, amount in ((early, early_amount), (cost["x_cashu"], cost["change"])):
+        assert part is None or await wallet.areceive(part) == amount
 
 
 async def test_a_stream_the_upstream_cuts_still_ends_with_the_change(
@@ -422,12 +443,15 @@ async def test_a_stream_the_upstream_cuts_still_ends_with_the_change(
     body = chat_body(max_tokens=30, stream=True, fake_behavior="cut-stream")
     async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
         assert r.status == 200
+        early, early_amount = early_of(r)
         events = sse_events(await r.read())
     last = data_of(events[-1])  # no usage came: the change has an event of its own
     assert last["object"] == "x_cashu" and last["choices"] == []
     cost = last["usage"]["cost"]
-    assert 0 < cost["msats"] and cost["msats"] // 1000 + cost["change"] == 40  # billed by the estimate
-    assert await wallet.areceive(cost["x_cashu"]) == cost["change"]
+    # billed by the estimate
+    assert 0 < cost["msats"] and cost["msats"] // 1000 + early_amount + cost["change"] == 40
+    for part, amount in ((early, early_amount), (cost["x_cashu"], cost["change"])):
+        assert part is None or await wallet.areceive(part) == amount
 
 
 async def test_a_client_that_leaves_mid_stream_fetches_its_change_later(

@@ -16,6 +16,17 @@ from routstr.core.usage import Usage
 from routstr.core.usage_dialects import anthropic
 from routstr.dialects.anthropic_chat import StreamToAnthropic, message_from_chat, request_to_chat
 
+MIN_THINKING_BUDGET = 1024  # Anthropic's smallest ``thinking.budget_tokens``
+
+
+def _thinking_budget(body: dict[str, Any]) -> int | None:
+    """The budget of ``thinking: {"type": "enabled", "budget_tokens": N}`` (None: no such budget)."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
 
 class AnthropicMessages(ChatCompletions):
     """The upstream side is chat completions (usage, events, estimate); the client side is Anthropic's."""
@@ -39,7 +50,16 @@ class AnthropicMessages(ChatCompletions):
             requested_max_output=max_tokens,
             wants_stream_usage=True,  # message_delta always carries the usage
             images=sent.images,
+            upstream_min_output=MIN_THINKING_BUDGET + 1 if _thinking_budget(body) is not None else 1,
         )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        """Anthropic wants ``max_tokens`` above an extended-thinking budget: a lowered limit lowers the
+        budget with it (never under Anthropic's minimum: the pipeline keeps the limit above it)."""
+        body["max_tokens"] = tokens
+        budget = _thinking_budget(body)
+        if budget is not None and budget >= tokens:
+            body["thinking"] = {**body["thinking"], "budget_tokens": max(tokens - 1, MIN_THINKING_BUDGET)}
 
     def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
         return request_to_chat(body)

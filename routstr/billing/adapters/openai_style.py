@@ -16,8 +16,11 @@ class OpenAIStyle(PassThrough):
     upstream_path = ""
 
     def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
-        """The cap goes in the field the client used (reasoning models refuse ``max_tokens``)."""
-        body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = tokens
+        """The cap goes in the field(s) the client used (reasoning models refuse ``max_tokens``): both,
+        if it sent both, so that neither lets the upstream write beyond the reservation."""
+        used = [f for f in ("max_completion_tokens", "max_tokens") if body.get(f) is not None]
+        for name in used or ["max_tokens"]:
+            body[name] = tokens
 
     def prepare_stream(self, body: dict[str, Any]) -> bool:
         return include_usage(body)
