@@ -19,7 +19,7 @@ from routstr.billing.body import read_json_body
 from routstr.core.errors import AuthenticationFailed, InvalidRequest
 from routstr.core.keys import bearer_kind
 from routstr.net.client_address import client_address
-from routstr.storage import invoice_store
+from routstr.storage import child_store, invoice_store
 from routstr.wallet.lightning_in import InvoiceStatus, check_request
 
 # /lightning: Routstr Core's UI; /v2/lightning: routstr-sdk's LightningPayments; the rest: aliases
@@ -70,6 +70,8 @@ async def create_invoice(request: web.Request) -> web.Response:
     key_id = None
     if purpose == "topup":
         key_id = await node.auth.key_id(_topup_key(request, body), _client(request))
+        async with node.db.read() as conn:  # a child key's top-up goes to the balance it spends
+            key_id = await child_store.payer_of(conn, key_id)
     inv = await node.invoices.create(amount_sats, str(purpose), key_id)
     return json_response(
         {

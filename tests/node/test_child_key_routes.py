@@ -73,6 +73,18 @@ async def test_a_child_sees_what_it_may_spend_and_cannot_take_its_parents_money(
     )
     assert status == 200 and topped["msats"] == 20_000, topped
     assert (await info(http, node.url, parent))["balance"] == parent_balance + 20_000
+
+    # ... also over Lightning (else it would sit on the child's own row, which nothing can spend or
+    # refund): the test mint's FakeWallet pays the invoice at the first look
+    auth = {"Authorization": f"Bearer {child}"}
+    inv_body = {"amount_sats": 30, "purpose": "topup"}
+    async with http.post(node.url + "/lightning/invoice", json=inv_body, headers=auth) as r:
+        inv = await r.json()
+        assert r.status == 200, inv
+    async with http.get(node.url + f"/lightning/invoice/{inv['invoice_id']}/status") as r:
+        paid = await r.json()
+        assert paid["status"] == "paid", paid
+    assert (await info(http, node.url, parent))["balance"] == parent_balance + 50_000
     await assert_books(node)
 
 
