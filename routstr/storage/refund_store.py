@@ -12,17 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.storage.accounts import now_ms
 from routstr.storage.schema import swaps
-from routstr.storage.wallet_store import _SWAP_COLS, DONE, PENDING, SwapRow, _swap
+from routstr.storage.wallet_store import _SWAP_COLS, DONE, SwapRow, _swap
 
 # open refunds looked at per call: normally one at most (a new one waits for the last to be spent)
 OPEN_LIMIT = 10
-
-
-async def pending_refunds(conn: AsyncConnection, key_id: int) -> list[SwapRow]:
-    q = select(*_SWAP_COLS).where(
-        swaps.c.key_id == key_id, swaps.c.kind == "refund", swaps.c.state == PENDING
-    )
-    return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]
 
 
 async def open_refunds(conn: AsyncConnection, key_id: int) -> list[SwapRow]:
@@ -50,7 +43,3 @@ async def mark_spent(conn: AsyncConnection, swap_ids: list[str]) -> None:
             .where(swaps.c.id.in_(swap_ids), swaps.c.spent_at.is_(None))
             .values(spent_at=now_ms())
         )
-
-
-async def mark_handed_out(conn: AsyncConnection, swap_id: str) -> None:
-    await conn.execute(update(swaps).where(swaps.c.id == swap_id).values(collected=True))

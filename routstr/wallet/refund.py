@@ -177,7 +177,7 @@ class Refunder:
         A refund still pending (the mint did not answer) is settled first; one that stays pending
         means no new refund yet (503): its token may be on its way."""
         async with self.db.read() as conn:
-            pending = await refund_store.pending_refunds(conn, key_id)
+            pending = await wallet_store.refund_swaps(conn, key_id, wallet_store.PENDING)
         for swap in pending:
             # another live process's swap may not have reached the mint yet: recovery would undo it
             # under its feet; it is left to that process (or to the recovery job once it is old)
@@ -203,7 +203,7 @@ class Refunder:
                 for swap in candidates:
                     if swap.id in unspent:
                         assert swap.result_token is not None
-                        await refund_store.mark_handed_out(conn, swap.id)
+                        await wallet_store.mark_collected(conn, swap.id)
                         debited = await accounts.refund_amount(conn, key_id, swap.id) or 0
                         return Refund(swap.result_token, swap.user_amount, swap.unit, swap.mint_url, debited)
 
