@@ -45,7 +45,6 @@ KEY_KIND = "xcashu"
 # hand (before that they wait for free: the client would get no content sooner). Past it the stream
 # starts without it, and that part comes with the rest at the end.
 CHANGE_WAIT_S = 0.1
-_EARLY: set[asyncio.Task[Refund | None]] = set()  # early changes in flight (a task is weakly held)
 
 
 @dataclass(slots=True)
@@ -119,6 +118,7 @@ class XCashu:
         # made; parts not redeemed yet are handed out again by ``change_parts.unclaimed``
         self.refunder: Refunder = Refunder(refunder.db, refunder.mints, reuse_open=False)
         self.secret = secret
+        self._early_tasks: set[asyncio.Task[Refund | None]] = set()  # in flight (the loop holds tasks weakly)
 
     def payment_request(self, amount_msat: int) -> str:
         """NUT-18 request for ``amount_msat``: in sats (rounded up), from any mint the node trusts."""
@@ -161,8 +161,8 @@ class XCashu:
         holds the token's value minus the reservation, and the refund debits it before its token
         exists (``wallet.refund``; a crash leaves a recorded swap that recovery finishes)."""
         task = asyncio.create_task(self._early(shot.key_id))
-        _EARLY.add(task)
-        task.add_done_callback(_EARLY.discard)
+        self._early_tasks.add(task)
+        task.add_done_callback(self._early_tasks.discard)
         shot.early = task
 
     async def _early(self, key_id: int) -> Refund | None:
