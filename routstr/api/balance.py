@@ -120,7 +120,7 @@ async def balance_info(request: web.Request) -> web.Response:
     bearer = node.auth.require_bearer(request.headers)
     key = await requesting_key(node, request)
     await _remember_terms(node, terms, key.id)
-    api_key = await _token_key_alias(node, key.id) if key.kind == "token" else bearer
+    api_key = await token_key_alias(node, key.id) if key.kind == "token" else bearer
     return json_response({"api_key": api_key, **await balance_body(node, key)})
 
 
@@ -130,7 +130,7 @@ def token_key_sk(secret: bytes, identity: str) -> str:
     return SK_PREFIX + hmac.new(secret, b"token-key:" + identity.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-async def _token_key_alias(node: Node, key_id: int) -> str:
+async def token_key_alias(node: Node, key_id: int) -> str:
     """A token key's sk- key, its hash stored on the key (once) so that it authenticates to it."""
     async with node.db.read() as conn:
         found = await accounts.alias_of(conn, key_id)

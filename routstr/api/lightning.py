@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from routstr.api.balance import token_key_alias
 from routstr.api.info import json_response
 from routstr.api.state import NODE
 from routstr.billing.auth import missing_key
@@ -67,12 +68,16 @@ async def create_invoice(request: web.Request) -> web.Response:
     amount = body.get("amount_sats", body.get("amount"))
     purpose = body.get("purpose", "create")
     amount_sats = check_request(amount, purpose)
-    key_id = None
+    key_id = api_key = None
     if purpose == "topup":
-        key_id = await node.auth.key_id(_topup_key(request, body), _client(request))
+        given = _topup_key(request, body)
+        key_id = await node.auth.key_id(given, _client(request))
+        # the key the paid status hands back: the sk- key the client holds (a child key's own), or
+        # for a Cashu token the sk- key of the token's balance, as /v1/balance/info gives it
+        api_key = given if bearer_kind(given) == "sk" else await token_key_alias(node, key_id)
         async with node.db.read() as conn:  # a child key's top-up goes to the balance it spends
             key_id = await child_store.payer_of(conn, key_id)
-    inv = await node.invoices.create(amount_sats, str(purpose), key_id)
+    inv = await node.invoices.create(amount_sats, str(purpose), key_id, api_key)
     return json_response(
         {
             "invoice_id": inv.id,
@@ -107,7 +112,9 @@ def _status_body(s: InvoiceStatus, with_balance: bool = True) -> dict[str, Any]:
 
 
 async def invoice_status(request: web.Request) -> web.Response:
-    """pending → paid (the key is created or credited then, once) or expired."""
+    """pending → paid (the key is created or credited then, once) or expired. Paid: ``api_key`` is
+    the key a "create" invoice made, or the one a "topup" invoice was made with (routstr-sdk's
+    ``validateStatus`` requires one on every paid status); the id is known only to its creator."""
     node = request.app[NODE]
     return json_response(_status_body(await node.invoices.status(request.match_info["invoice_id"])))
 
@@ -117,7 +124,8 @@ async def recover(request: web.Request) -> web.Response:
 
     Whoever holds the whole bolt11 gets a paid "create" invoice's key (Routstr Core's model: the
     payer owns what they paid for). A top-up invoice's answer carries neither key nor balance: its
-    payer may be someone other than the key's owner."""
+    payer (a custodial wallet, a friend) may be someone other than the key's owner, and must not get
+    the key's whole balance; its status by ``invoice_id`` has the key."""
     node = request.app[NODE]
     _, body = await read_json_body(request, node.settings.max_body_bytes)
     invoice = body.get("bolt11")

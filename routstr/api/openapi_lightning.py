@@ -55,7 +55,11 @@ _STATUS = {
         "invoice_id": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "paid", "expired"]},
         "state": {"type": "string", "enum": ["pending", "paid", "expired"], "description": "= status"},
-        "api_key": {"type": "string", "description": "a paid create invoice: the key it made"},
+        "api_key": {
+            "type": "string",
+            "description": "paid: a create invoice's new key, or the sk- key a topup invoice was made "
+            "with (a Cashu token's: its balance's sk- key); a topup's recover answer never has it",
+        },
         "balance": {"type": "integer", "description": "paid: the key's balance, msat"},
         "amount_sats": {"type": "integer"},
         "purpose": {"type": "string", "enum": ["create", "topup"]},
@@ -93,6 +97,11 @@ def lightning_paths() -> dict[str, Any]:
             "get": {
                 "tags": [TAG],
                 "summary": "pending, paid (settled once: the key is made or credited) or expired." + _ALIASES,
+                "description": "Paid, the answer carries `api_key` (routstr-sdk's LightningPayments "
+                "requires one on every paid status): a create invoice's new key; for a topup invoice, "
+                "the key it was made with, kept sealed (AES-GCM under the node's secret) until then. "
+                "The invoice_id is 128 random bits that only the invoice's creator is given. If the "
+                "node's secret changed since, a topup's status has no `api_key`.",
                 "parameters": [
                     {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
@@ -104,6 +113,11 @@ def lightning_paths() -> dict[str, Any]:
                 "tags": [TAG],
                 "summary": "The status of the invoice with this bolt11 (the whole string): a create "
                 "invoice's key for whoever holds it; a topup's answer has no key and no balance." + _ALIASES,
+                "description": "A bolt11 is seen by whoever pays it (a custodial wallet, a friend), who "
+                "must not get the whole balance of the key a topup credits: a topup invoice's key and "
+                "balance are withheld here, on purpose, and given only by its status under the "
+                "invoice_id. (routstr-sdk's recoverInvoice therefore throws for a paid topup; its "
+                "getInvoiceStatus does not.)",
                 "requestBody": {
                     "required": True,
                     "content": {

@@ -97,6 +97,11 @@ class EndpointAdapter(Protocol):
         """The stream's last event (``[DONE]``, ``message_stop``): sent after the usage and its cost."""
         ...
 
+    def may_end_a_choice(self, payload: bytes) -> bool:
+        """A cheap byte test: does this event end a choice (OpenAI's ``finish_reason``)? When the client
+        did not ask for the usage-only event, the usage and cost ride on the last such event."""
+        ...
+
 
 class StreamTranslator(Protocol):
     def feed(self, events: bytes) -> bytes:
@@ -130,3 +135,6 @@ class PassThrough:
 
     def is_end_event(self, payload: bytes) -> bool:
         return payload == b"[DONE]"
+
+    def may_end_a_choice(self, payload: bytes) -> bool:
+        return False

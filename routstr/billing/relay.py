@@ -20,7 +20,7 @@ from aiohttp import web
 
 from routstr.billing.adapter import EndpointAdapter, RequestFacts
 from routstr.billing.adapters.common import cost_object, put_cost
-from routstr.billing.stream import SseMeter
+from routstr.billing.stream import SseMeter, with_usage
 from routstr.billing.xcashu import OneShot, XCashu
 from routstr.core import failpoints
 from routstr.core.errors import UpstreamError
@@ -149,7 +149,7 @@ class Relay:
             first = asyncio.ensure_future(resp.content.readany())
             headers.update(await self._early_change(held, first))
         out = web.StreamResponse(headers=headers)
-        meter = SseMeter(adapter)
+        meter = SseMeter(adapter, hold_finish=not held.facts.wants_stream_usage)
         translator = adapter.stream_translator(held.facts.model)
         client_gone = False
         last = b""  # the upstream's final events, sent in one write with ours
@@ -187,13 +187,8 @@ class Relay:
         tail = last
         if translator is not None:
             tail += translator.finish(meter.usage, await self.cost_object(held, cost))
-        elif meter.usage_event is not None and (held.facts.wants_stream_usage or held.shot):
-            adapter.attach_cost(meter.usage_event, await self.cost_object(held, cost))
-            tail += meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
-        elif held.shot is not None:  # no usage event to carry the change: an event of its own
-            change: dict[str, Any] = {"object": "x_cashu", "choices": []}
-            put_cost(change, await self.cost_object(held, cost))
-            tail += b"data: " + orjson.dumps(change) + b"\n\n"
+        else:
+            tail += await self._closing_usage(held, meter, adapter, cost)
         if meter.done and translator is None:
             tail += meter.end_event
         try:
@@ -201,6 +196,26 @@ class Relay:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
         return out
+
+    async def _closing_usage(self, held: Held, meter: SseMeter, adapter: EndpointAdapter, cost: int) -> bytes:
+        """The usage and its cost (with any X-Cashu change), after the content: on the usage-only
+        event when the client asked for it (or its dialect has one); otherwise on the last finish
+        event, as OpenRouter reports it, never a ``choices: []`` chunk the client did not expect."""
+        finish = meter.take_finish()
+        if finish and (meter.usage is not None or held.shot is not None):
+            parsed = with_usage(finish, meter.usage_event)
+            if parsed is not None:
+                prefix, obj = parsed
+                adapter.attach_cost(obj, await self.cost_object(held, cost))
+                return prefix + b"data: " + orjson.dumps(obj) + b"\n\n"
+        if meter.usage_event is not None and (held.facts.wants_stream_usage or (held.shot and not finish)):
+            adapter.attach_cost(meter.usage_event, await self.cost_object(held, cost))
+            return finish + meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
+        if held.shot is not None:  # nothing else carries the change: an event of its own
+            change: dict[str, Any] = {"object": "x_cashu", "choices": []}
+            put_cost(change, await self.cost_object(held, cost))
+            return finish + b"data: " + orjson.dumps(change) + b"\n\n"
+        return finish
 
     async def _early_change(self, held: Held, first: asyncio.Task[bytes]) -> dict[str, str]:
         """The X-Cashu early change for the stream's headers. It is waited for while the upstream has

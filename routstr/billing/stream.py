@@ -2,7 +2,9 @@
 
 Events go out untouched; only the few that can carry usage are parsed (a byte search finds them),
 so the cost per chunk is a split and a ``in``. The text delivered is counted only if it is needed,
-i.e. when no usage arrives (a cut stream) and the documented estimate applies.
+i.e. when no usage arrives (a cut stream) and the documented estimate applies, or once the events not
+yet counted pass ``UNCOUNTED_LIMIT``: the meter keeps counts and a bounded window, so a long stream's
+memory stays flat.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from routstr.billing.adapter import EndpointAdapter
 from routstr.core.usage import Usage
 
 DONE = b"data: [DONE]\n\n"
+UNCOUNTED_LIMIT = 64 * 1024  # bytes of forwarded events kept before their text is counted and they go
 
 
 class SseMeter:
-    def __init__(self, adapter: EndpointAdapter) -> None:
+    def __init__(self, adapter: EndpointAdapter, hold_finish: bool = False) -> None:
         self.adapter = adapter
+        # hold the last event that ends a choice until the next event (or the end), so that the usage
+        # can ride on it for a client that did not ask for the usage-only event
+        self.hold_finish = hold_finish
+        self.finish_event: bytes | None = None  # the held event (whole, with its prefix lines)
         self.usage: Usage | None = None
         self.usage_event: dict[str, Any] | None = None  # held back, sent last with the cost in it
         self.usage_event_prefix = b""  # its lines before ``data:`` (e.g. ``event: response.completed``)
@@ -27,7 +34,9 @@ class SseMeter:
         self.final = False  # the usage-only event arrived: ``usage`` is complete, not a lower bound
         self.end_event = DONE  # the stream's last event, sent after the usage
         self._buf = b""
-        self._sent: list[bytes] = []
+        self._uncounted: list[bytes] = []  # forwarded events whose text is not counted yet
+        self._uncounted_bytes = 0
+        self._counted = 0  # bytes of text in the forwarded events already counted
 
     def feed(self, chunk: bytes) -> bytes:
         """Take a chunk from the upstream; return what to send to the client now."""
@@ -38,8 +47,9 @@ class SseMeter:
             and b"[DONE]" not in chunk
             and b"message_stop" not in chunk
             and not self.adapter.may_carry_usage(chunk)
+            and not (self.hold_finish and (self.finish_event or self.adapter.may_end_a_choice(chunk)))
         ):
-            self._sent.append(chunk)  # whole events, none with usage: pass on as they are (the common case)
+            self._keep(chunk)  # whole events, none with usage: pass on as they are (the common case)
             return chunk
         data = self._buf + chunk
         if b"\r" in data:  # CRLF line ends (a CR may end one chunk and its LF start the next)
@@ -59,17 +69,40 @@ class SseMeter:
                 if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
                     self.usage_event_prefix = prefix
                     continue
+                if self.hold_finish and self.adapter.may_end_a_choice(payload):
+                    self._release_finish(out)
+                    self.finish_event = ev + b"\n\n"
+                    continue
+            self._release_finish(out)
             out.append(ev + b"\n\n")
-        self._sent.extend(out)
-        return b"".join(out)
+        sent = b"".join(out)
+        if sent:
+            self._keep(sent)
+        return sent
+
+    def _keep(self, events: bytes) -> None:
+        self._uncounted.append(events)
+        self._uncounted_bytes += len(events)
+        if self._uncounted_bytes > UNCOUNTED_LIMIT:
+            self._counted += sum(self._text_bytes(block) for block in self._uncounted)
+            self._uncounted.clear()
+            self._uncounted_bytes = 0
+
+    def _release_finish(self, out: list[bytes]) -> None:
+        """An event follows the held one: it is not the last, so it goes out as it came."""
+        if self.finish_event is not None:
+            out.append(self.finish_event)
+            self.finish_event = None
+
+    def take_finish(self) -> bytes:
+        """The held finish event, for the closing events (b"" if none)."""
+        ev, self.finish_event = self.finish_event or b"", None
+        return ev
 
     def _take_usage(self, data: bytes) -> bool:
         """Record the usage in ``data``; True if the event is usage only (held back)."""
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(obj, dict):
+        obj = _json_object(data)
+        if obj is None:
             return False
         u = self.adapter.usage(obj)
         if u is None:
@@ -82,20 +115,41 @@ class SseMeter:
         return False
 
     def delivered_bytes(self) -> int:
-        """Bytes of text the client was sent (parses the forwarded events; only for the estimate)."""
+        """Bytes of text the client was sent (only for the estimate). A held finish event counts: it
+        goes out with the closing events."""
+        held = [self.finish_event] if self.finish_event is not None else []
+        return self._counted + sum(self._text_bytes(block) for block in self._uncounted + held)
+
+    def _text_bytes(self, block: bytes) -> int:
+        """Bytes of text in whole forwarded events (parses them)."""
         n = 0
-        for block in self._sent:
-            for ev in block.split(b"\n\n"):
-                _, payload = _split_event(ev)
-                if payload is None:
-                    continue
-                try:
-                    obj = orjson.loads(payload)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict):
-                    n += self.adapter.event_text_bytes(obj)
+        for ev in block.split(b"\n\n"):
+            _, payload = _split_event(ev)
+            obj = _json_object(payload) if payload is not None else None
+            if obj is not None:
+                n += self.adapter.event_text_bytes(obj)
         return n
+
+
+def with_usage(event: bytes, usage_event: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
+    """A held finish event, parsed, with the usage of the usage-only event put on it (the upstream's
+    own usage on it, if any, is kept when there is none): its prefix lines and data; None when it
+    does not parse as a JSON object (then it goes out as it came)."""
+    prefix, payload = _split_event(event.rstrip(b"\n"))
+    obj = _json_object(payload) if payload is not None else None
+    if obj is None:
+        return None
+    if usage_event is not None and isinstance(usage_event.get("usage"), dict):
+        obj["usage"] = usage_event["usage"]
+    return prefix, obj
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _split_event(ev: bytes) -> tuple[bytes, bytes | None]:

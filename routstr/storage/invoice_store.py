@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -30,6 +30,7 @@ class InvoiceRow:
     created_at: int
     payment_hash: str | None
     paid_at: int | None
+    api_key_sealed: str | None = field(repr=False)  # topup: the key it was made with, sealed
 
 
 _COLS = (
@@ -47,6 +48,7 @@ _COLS = (
     invoices.c.created_at,
     invoices.c.payment_hash,
     invoices.c.paid_at,
+    invoices.c.api_key_sealed,
 )
 
 

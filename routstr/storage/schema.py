@@ -195,6 +195,8 @@ invoices = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("payment_hash", String(64), nullable=True),  # read from the bolt11; None if unreadable
     Column("paid_at", BigInteger, nullable=True),  # when it was credited (settled)
+    # topup: the key it was made with, sealed (core/sealed.py); its paid status hands it back
+    Column("api_key_sealed", Text, nullable=True),
     Index("ix_invoices_state", "state"),
     Index("ix_invoices_payment_hash", "payment_hash"),
 )

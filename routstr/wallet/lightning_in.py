@@ -22,7 +22,7 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from routstr.cashu.errors import CashuError, MintError
 from routstr.cashu.nut02 import split_amount
@@ -31,6 +31,7 @@ from routstr.cashu.outputs import PreparedOutput, prepare_outputs
 from routstr.core import bolt11, failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.keys import SK_PREFIX, key_hash
+from routstr.core.sealed import SealError, seal, unseal
 from routstr.storage import accounts, invoice_store, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_INVOICE_SATS = 10_000_000
 _INVOICE_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16)
 CLAIM_WAIT_S = 10.0
+TOPUP_KEY_PURPOSE = "lightning-topup-key"  # the seal of the key a top-up invoice was made with
 
 
 class _Taken(Exception):
@@ -50,7 +52,9 @@ class _Taken(Exception):
 @dataclass(frozen=True, slots=True)
 class InvoiceStatus:
     invoice: invoice_store.InvoiceRow
-    api_key: str | None  # a settled "create" invoice: the key it made (to the holder of its id or bolt11)
+    # settled: a "create" invoice's key (to the holder of its id or bolt11); a "topup" invoice's, the key
+    # it was made with (to the holder of its id only: ``recover`` withholds it)
+    api_key: str | None
     balance_msat: int | None
 
 
@@ -82,7 +86,11 @@ class Invoices:
         mac = hmac.new(self.secret, b"invoice:" + invoice_id.encode(), hashlib.sha256)
         return SK_PREFIX + mac.hexdigest()[:32]
 
-    async def create(self, amount_sats: int, purpose: str, key_id: int | None) -> invoice_store.InvoiceRow:
+    async def create(
+        self, amount_sats: int, purpose: str, key_id: int | None, api_key: str | None = None
+    ) -> invoice_store.InvoiceRow:
+        """``api_key``: a top-up's, the ``sk-`` key its creator holds, kept sealed for the paid status
+        (routstr-sdk requires ``api_key`` on every paid status); the id is only the creator's."""
         check_request(amount_sats, purpose)
         if purpose == "topup":
             async with self.db.read() as conn:
@@ -117,6 +125,9 @@ class Invoices:
                 key_id=key_id if purpose == "topup" else None,
                 expires_at=quote.expiry * 1000 if quote.expiry else None,
                 payment_hash=payment_hash,
+                api_key_sealed=(
+                    seal(self.secret, TOPUP_KEY_PURPOSE, api_key) if purpose == "topup" and api_key else None
+                ),
             )
             row = await invoice_store.invoice_by_id(conn, invoice_id)
         assert row is not None
@@ -132,11 +143,25 @@ class Invoices:
             balance = key.balance_msat if key else None
             if inv.purpose == "create":
                 api_key = self.created_key(inv.id)
+            elif inv.api_key_sealed is not None:
+                api_key = self._topup_key(inv)
         return InvoiceStatus(inv, api_key, balance)
+
+    def _topup_key(self, inv: invoice_store.InvoiceRow) -> str | None:
+        """The key a top-up was made with; None if its seal does not open (the node's secret changed):
+        the top-up is credited all the same, only the status cannot show the key."""
+        assert inv.api_key_sealed is not None
+        try:
+            return unseal(self.secret, TOPUP_KEY_PURPOSE, inv.api_key_sealed)
+        except SealError:
+            log.warning("invoice %s: the sealed top-up key does not open with this node's secret", inv.id)
+            return None
 
     async def recover(self, invoice: str) -> InvoiceStatus:
         """The status of the invoice with this bolt11: the way back to a "create" invoice's key when
-        its id was lost. The whole bolt11 must match, not only its payment hash."""
+        its id was lost. The whole bolt11 must match, not only its payment hash. A "topup" invoice's
+        key and balance are withheld: a bolt11 is seen by whoever pays it (a custodial wallet, a
+        friend), who must not get the whole balance of the key it tops up."""
         try:
             found = bolt11.payment_hash(invoice)
         except ValueError as e:
@@ -148,7 +173,10 @@ class Invoices:
             rows = await invoice_store.invoices_by_payment_hash(conn, found)
         for row in rows:
             if bolt11.normalize(row.bolt11) == wanted:
-                return await self.status(row.id)
+                found_status = await self.status(row.id)
+                if row.purpose == "topup":
+                    return replace(found_status, api_key=None, balance_msat=None)
+                return found_status
         raise NotFound("No invoice of this node has this bolt11")
 
     async def settle(self, invoice_id: str) -> invoice_store.InvoiceRow:

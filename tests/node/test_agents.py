@@ -3,14 +3,12 @@ restricted to some models, and an output limit lowered to what the balance pays 
 sends ``max_tokens`` 32000 or 64000 on every request) instead of a 402.
 
 Costs are computed here from the prices ``/v1/models`` advertises and the usage the fake upstream
-reports, never with the node's pricing code. The last test runs the real Claude Code CLI (npm, installed
-by the test into ~/.cache/routstr-test-npm) against the node on loopback.
+reports, never with the node's pricing code. The real Claude Code CLI runs in
+``test_agents_claude_code.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ import orjson
 import pytest
 from anthropic import AsyncAnthropic
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_anthropic import expected_anthropic_usage
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.test_wallet import TestWallet
@@ -33,7 +30,6 @@ from tests.node.agents_support import (
     fitted,
     funded_key,
     msat_prices,
-    npm_install_claude_code,
     own_upstream,
     post,
     reservation,
@@ -335,70 +331,3 @@ async def test_the_anthropic_sdk_with_claude_codes_shape_through_the_alias(
             assert sums["charge"] == charged <= sums["reserve"] <= 50_000
             row = await node.assert_books_balance(key_id)
             assert row.balance_msat == 50_000 - charged
-
-
-async def test_claude_code_with_its_default_model_and_a_50_sat_token(
-    backend: str, mint_url: str, wallet: TestWallet, tmp_path: Path, http: aiohttp.ClientSession
-):
-    claude = await asyncio.to_thread(npm_install_claude_code)
-    pricing = tmp_path / "agents-pricing.toml"
-    # Claude Code's first request is ~80 KB: at 100 sats/Mtok its prompt bound costs ~8 sats, and
-    # 64000 output tokens at 3000 sats/Mtok would need 192 sats more than the token holds
-    pricing.write_text(
-        "[default]\nprompt_sats_per_mtok = 1000\ncompletion_sats_per_mtok = 3000\n\n"
-        '[models."claude-haiku-4-5"]\nprompt_sats_per_mtok = 100\ncompletion_sats_per_mtok = 3000\n'
-    )
-    async with own_upstream() as up:
-        # an OpenAI-type provider: the node translates Claude Code's Messages to chat completions (the
-        # fake's Anthropic route refuses the mid-conversation "system" messages Claude Code now sends)
-        providers = tmp_path / "providers.toml"
-        providers.write_text(
-            f'[[providers]]\nname = "openai"\nbase_url = "{up.url}"\napi_key = "{UPSTREAM_KEY}"\n\n'
-            '[aliases]\n"claude-*" = "claude-haiku-4-5"\n'
-        )
-        env = {"UPSTREAM_BASE_URL": "", "PROVIDERS_FILE": str(providers), "PRICING_FILE": str(pricing)}
-        async with running_node(backend, mint_url, up, tmp_path, **env) as node:
-            listed = await advertised(http, node.v1)
-            token = await wallet.asend(mint_url, 50)
-            home = tmp_path / "home"
-            work = tmp_path / "work"
-            home.mkdir()
-            work.mkdir()
-            agent_env = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": str(home),
-                "ANTHROPIC_BASE_URL": node.url,
-                "ANTHROPIC_AUTH_TOKEN": token,
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            }
-            proc = await asyncio.create_subprocess_exec(
-                *claude,
-                "-p",
-                "Say hello",
-                cwd=work,
-                env=agent_env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(), 240)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                raise
-            assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
-            assert out.decode().strip().startswith("Echo:")  # the fake upstream's answer
-            assert up.state.by_path["/v1/chat/completions"] == 1
-            sent = up.state.last_body
-            assert sent["model"] == "claude-haiku-4-5"  # Claude Code asked for its default (an Opus id)
-            assert MIN_FITTED <= sent["max_tokens"] < 32000  # lowered from 32000 (or 64000, 128000)
-            key_id = await node.app[NODE].auth.key_id(token)
-            u = expected_usage(sent)
-            charged = cost(listed["claude-haiku-4-5"], u["prompt_tokens"], u["completion_tokens"])
-            sums = await node.ledger_sums(key_id)
-            assert sums["charge"] == charged <= sums["reserve"] <= 50_000
-            row = await node.assert_books_balance(key_id)
-            assert (row.balance_msat, row.reserved_msat) == (50_000 - charged, 0)

@@ -183,6 +183,34 @@ async def test_chat_completions_without_v1_is_billed_like_v1(
     assert row.balance_msat == 100_000 - 3 * cost and row.reserved_msat == 0 and row.total_requests == 3
 
 
+async def test_a_stream_that_did_not_ask_for_usage_gets_it_on_its_finish_chunk(
+    node: NodeHandle, wallet: TestWallet, mint_url: str
+):
+    """As OpenRouter reports it: every stream ends with its usage and cost (routstr-sdk never asks and
+    tracks usage from the stream), but on the finish chunk, so that the ``chunk.choices[0]`` loop of
+    countless clients meets no ``choices: []`` chunk it did not ask for."""
+    token, key_id = await funded_key(node, wallet, mint_url, 100)
+    oa = AsyncOpenAI(base_url=node.url + "/v1", api_key=token, max_retries=0)
+    text, carriers = "", []
+    before = await charged(node, key_id)
+    async for chunk in await oa.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True):  # type: ignore[arg-type]
+        text += chunk.choices[0].delta.content or ""  # the naive loop: every chunk has a choice
+        if chunk.usage is not None:
+            carriers.append(chunk)
+    assert text and len(carriers) == 1 and carriers[0].choices[0].finish_reason == "stop"
+    assert carriers[0].usage is not None and carriers[0].usage.completion_tokens > 0
+    assert_cost(carriers[0].usage.model_dump(), await charged(node, key_id) - before)
+    # the SDK's own accumulator takes it as the completion's usage
+    before = await charged(node, key_id)
+    async with oa.chat.completions.stream(model="gpt-4o-mini", messages=HI) as s:  # type: ignore[arg-type]
+        final = await s.get_final_completion()
+    assert final.choices[0].message.content and final.choices[0].finish_reason == "stop"
+    assert final.usage is not None
+    assert_cost(final.usage.model_dump(), await charged(node, key_id) - before)
+    row = await node.assert_books_balance(key_id)
+    assert row.reserved_msat == 0 and row.total_requests == 2
+
+
 def _form() -> aiohttp.FormData:
     form = aiohttp.FormData()
     form.add_field("model", "whisper-1")

@@ -165,9 +165,10 @@ async def test_ui_topup_with_the_key_in_the_body(
         inv = await create(http, base, {"amount_sats": amount, "purpose": "topup", "api_key": sk})
         st = await poll_until_paid(http, base, inv["invoice_id"])
         balance += amount * 1000
-        assert set(st) == STATUS | {"balance"}  # no api_key: the top-up's key is the caller's own
+        # api_key: the key it was made with (routstr-sdk's validateStatus requires one when paid)
+        assert set(st) == STATUS | {"api_key", "balance"}
         assert_status(st, inv, "paid")
-        assert st["balance"] == balance
+        assert st["api_key"] == sk and st["balance"] == balance
     # the same key in the header and the body is fine too; x-api-key counts as the header
     headers = {"x-api-key": sk}
     inv = await create(
@@ -195,13 +196,17 @@ async def test_recover_by_the_whole_bolt11(
         assert st["balance"] == (60 + n) * 1000
         assert await status(http, base, inv["invoice_id"]) == st
         assert await recover(http, base, inv["bolt11"]) == st
-    # a top-up's payer may be someone else: neither the key nor its balance
+    # a top-up's payer may be someone else (a custodial wallet): neither the key nor its balance,
+    # which its status by invoice_id (the creator's handle) has
     sk = await sk_key(http, node, wallet, mint_url)
     base = node.url + "/lightning"
     inv = await create(http, base, {"amount_sats": 40, "purpose": "topup"}, {"Authorization": f"Bearer {sk}"})
     st = await recover(http, base, inv["bolt11"])
     assert set(st) == STATUS
     assert_status(st, inv, "paid")
+    by_id = await status(http, base, inv["invoice_id"])
+    assert by_id["api_key"] == sk and by_id["balance"] == 60_000
+    assert await recover(http, base, inv["bolt11"]) == st  # asked again after: still withheld
     async with http.get(node.v1 + "/balance/info", headers={"Authorization": f"Bearer {sk}"}) as r:
         assert (await r.json())["balance"] == 60_000
     # the payment hash alone (routing nodes see it) is not enough: same hash, another signature

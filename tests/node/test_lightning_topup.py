@@ -8,19 +8,24 @@ real: eCash of that mint melted there (NUT-05), which the mint settles internall
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select, update
 
 from routstr.api.state import NODE
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.tokens import decode_token, resolve_short_keyset_ids
 from routstr.core.keys import key_hash
+from routstr.core.sealed import seal, unseal
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
 from routstr.storage import accounts
+from routstr.storage.schema import invoices
+from routstr.wallet.lightning_in import TOPUP_KEY_PURPOSE
 from tests.conftest import NodeHandle, Upstream, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -93,7 +98,8 @@ async def test_a_topup_invoice_credits_the_key(
         assert r.status == 401  # a top-up needs the key it credits
     inv = await invoice(http, node, 80, purpose="topup", headers=bearer)
     st = await status(http, node, inv["invoice_id"])
-    assert st["state"] == "paid" and "api_key" not in st and st["balance"] == 100_000
+    # the key it was made with (routstr-sdk requires an api_key on every paid status)
+    assert st["state"] == "paid" and st["api_key"] == sk and st["balance"] == 100_000
     await node.assert_books_balance(await node.app[NODE].auth.key_id(sk))
 
 
@@ -141,3 +147,96 @@ async def test_the_watcher_settles_an_invoice_nobody_polls_and_pending_means_unp
             st = await status(http, node, inv["invoice_id"])
             assert st["state"] == "paid" and st["api_key"] == sk
             assert (await node.ledger_sums(row.id))["credit"] == 100_000
+
+
+async def _invoice_row(node: NodeHandle, invoice_id: str) -> dict[str, Any]:
+    async with node.db.read() as conn:
+        q = select(invoices).where(invoices.c.id == invoice_id)
+        return dict((await conn.execute(q)).mappings().one())
+
+
+async def _info(http: aiohttp.ClientSession, node: NodeHandle, key: str) -> dict[str, Any]:
+    async with http.get(node.v1 + "/balance/info", headers={"Authorization": f"Bearer {key}"}) as r:
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
+
+
+async def _recover(http: aiohttp.ClientSession, node: NodeHandle, bolt11: str) -> dict[str, Any]:
+    async with http.post(node.url + "/lightning/recover", json={"bolt11": bolt11}) as r:
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
+
+
+async def test_a_token_bearers_topup_hands_back_its_balances_sk_key_sealed_and_only_by_id(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 20)
+    inv = await invoice(http, node, 70, purpose="topup", headers={"Authorization": f"Bearer {token}"})
+    st = await status(http, node, inv["invoice_id"])
+    alias = st["api_key"]
+    assert st["state"] == "paid" and alias.startswith("sk-") and st["balance"] == 90_000
+    # the sk- key authenticates to the token's balance (asked before the token's own balance info,
+    # which hands out the same key)
+    assert (await _info(http, node, alias))["balance"] == 90_000
+    auth = node.app[NODE].auth
+    assert await auth.key_id(alias) == await auth.key_id(token)
+    assert (await _info(http, node, token))["api_key"] == alias
+    assert (await status(http, node, inv["invoice_id"]))["api_key"] == alias  # the same, credited once
+    assert (await node.ledger_sums(await auth.key_id(token)))["credit"] == 90_000
+    # the bolt11 is the payer's too: recovering by it gives neither the key nor its balance
+    rec = await _recover(http, node, inv["bolt11"])
+    assert rec["status"] == "paid" and "api_key" not in rec and "balance" not in rec
+    # stored sealed: neither the sk- key nor the token is in the row
+    row = await _invoice_row(node, inv["invoice_id"])
+    stored = repr(row)
+    assert alias not in stored and alias[3:] not in stored and token not in stored
+    assert unseal(auth.secret, TOPUP_KEY_PURPOSE, row["api_key_sealed"]) == alias
+
+
+async def test_an_sk_keys_topup_recover_withholds_and_a_seal_that_does_not_open_is_no_error(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 20)
+    async with http.post(node.v1 + "/balance/create", json={"cashu_token": token}) as r:
+        sk = (await r.json())["api_key"]
+    inv = await invoice(http, node, 25, purpose="topup", api_key=sk)  # in the body, as Core's UI sends it
+    rec = await _recover(http, node, inv["bolt11"])  # the payer asks first: settled, nothing handed out
+    assert rec["status"] == "paid" and "api_key" not in rec and "balance" not in rec
+    assert (await status(http, node, inv["invoice_id"]))["api_key"] == sk
+    row = await _invoice_row(node, inv["invoice_id"])
+    assert sk not in repr(row) and sk[3:] not in repr(row)
+    secret = node.app[NODE].auth.secret
+    sealed = str(row["api_key_sealed"])
+    damaged = sealed[:-1] + ("B" if sealed[-1] == "A" else "A")
+    # sealed under another node secret, for another purpose, or damaged: the status has no key (and
+    # is no 500); the top-up stays credited
+    for other in (
+        seal(os.urandom(32), TOPUP_KEY_PURPOSE, sk),
+        seal(secret, "webhook-secret", sk),
+        damaged,
+        "not sealed",
+    ):
+        async with node.db.write() as conn:
+            q = update(invoices).where(invoices.c.id == inv["invoice_id"]).values(api_key_sealed=other)
+            await conn.execute(q)
+        st = await status(http, node, inv["invoice_id"])
+        assert st["status"] == "paid" and "api_key" not in st and st["balance"] == 45_000, other
+    assert (await _info(http, node, sk))["balance"] == 45_000
+
+
+async def test_a_child_keys_topup_hands_back_the_childs_own_key(
+    node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
+):
+    token = await wallet.asend(mint_url, 20)
+    async with http.post(node.v1 + "/balance/create", json={"cashu_token": token}) as r:
+        parent = (await r.json())["api_key"]
+    async with http.post(
+        node.v1 + "/balance/child-key", json={}, headers={"Authorization": f"Bearer {parent}"}
+    ) as r:
+        assert r.status == 200, await r.text()
+        (child,) = (await r.json())["api_keys"]
+    before = (await _info(http, node, parent))["balance"]
+    inv = await invoice(http, node, 15, purpose="topup", headers={"Authorization": f"Bearer {child}"})
+    st = await status(http, node, inv["invoice_id"])
+    assert st["status"] == "paid" and st["api_key"] == child  # what the client holds, not its parent
+    assert (await _info(http, node, parent))["balance"] == before + 15_000  # the balance it spends

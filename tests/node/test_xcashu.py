@@ -149,14 +149,16 @@ async def test_a_stream_ends_with_its_change_which_can_be_fetched_again(
     node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
 ):
     token = await wallet.asend(mint_url, 60)
-    body = chat_body(max_tokens=40, stream=True)  # the client did not ask for usage: it gets it anyway
+    # the client did not ask for usage: it gets it anyway, on the finish chunk (no choices: [] chunk)
+    body = chat_body(max_tokens=40, stream=True)
     async with http.post(node.v1 + "/chat/completions", json=body, headers=paid(token)) as r:
         assert r.status == 200
         early, early_amount = early_of(r)
         events = sse_events(await r.read())
     assert data_of(events[-1]) == b"[DONE]"
     final = data_of(events[-2])
-    assert final["choices"] == [] and final["usage"]["completion_tokens"] > 0
+    assert final["choices"][0]["finish_reason"] and final["usage"]["completion_tokens"] > 0
+    assert all(data_of(e)["choices"] for e in events[:-1])
     cost = final["usage"]["cost"]
     assert cost["early_change"] == early_amount
     assert cost["msats"] % 1000 == 0 and cost["msats"] // 1000 + early_amount + cost["change"] == 60

@@ -11,7 +11,10 @@ from routstr.core.usage_dialects import openai_chat
 
 
 class OpenAIStyle(PassThrough):
-    """Streams end with a ``choices: []`` chunk holding ``usage`` (when asked), then ``[DONE]``."""
+    """Streams end with a ``choices: []`` chunk holding ``usage`` when the client asked for it
+    (``stream_options.include_usage``); otherwise the usage rides on the last ``finish_reason`` chunk,
+    as OpenRouter always reports it, without a ``choices: []`` chunk that clients indexing
+    ``choices[0]`` trip over. Then ``[DONE]``."""
 
     upstream_path = ""
 
@@ -33,6 +36,9 @@ class OpenAIStyle(PassThrough):
 
     def is_usage_only_event(self, event: dict[str, Any]) -> bool:
         return not event.get("choices") and event.get("usage") is not None
+
+    def may_end_a_choice(self, payload: bytes) -> bool:
+        return b'"finish_reason":"' in payload or b'"finish_reason": "' in payload
 
     def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
         put_cost(obj, cost)
