@@ -22,7 +22,7 @@ import orjson
 from .errors import CashuProtocolError, MintError, MintUnavailable
 from .nut00 import BlindedMessage, BlindedSignature, Proof
 from .nut01 import Keyset, parse_keys_response
-from .nut02 import KeysetInfo, parse_keysets_response, verify_keyset_id
+from .nut02 import KeysetInfo, cheapest_active, fee_table, parse_keysets_response, verify_keyset_id
 from .nut03 import PostSwapRequest, PostSwapResponse
 from .nut04 import (
     BOLT11,
@@ -204,16 +204,15 @@ class MintClient:
         return (await self.keys(keyset_id))[0]
 
     async def active_keyset(self, unit: str = "sat") -> Keyset:
-        """The active keyset of `unit` to sign new outputs with; the cheapest if there are several."""
-        candidates = [k for k in await self.keysets() if k.active and k.unit == unit]
-        if not candidates:
+        """The keyset of `unit` to make new outputs for, by `nut02.cheapest_active`'s rule."""
+        best = cheapest_active(await self.keysets(), unit)
+        if best is None:
             raise CashuProtocolError(f"mint has no active keyset for unit {unit!r}")
-        best = min(candidates, key=lambda k: k.input_fee_ppk)
         return await self.keyset(best.id)
 
     async def fee_ppk_by_keyset(self) -> dict[str, int]:
         """`input_fee_ppk` for every keyset id, as `nut02.fee_for` wants it."""
-        return {k.id: k.input_fee_ppk for k in await self.keysets()}
+        return fee_table(await self.keysets())
 
     async def keyset_ids(self) -> list[str]:
         """All full keyset ids, for `tokens.resolve_short_keyset_ids`."""

@@ -87,7 +87,26 @@ def verify_keyset_id(keyset: Keyset) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------- choice
+
+
+def cheapest_active(keysets: Iterable[KeysetInfo], unit: str) -> KeysetInfo | None:
+    """The keyset to make new outputs of ``unit`` for, or None if the mint has no active one.
+
+    NUT-02 only requires an active keyset; among several, the lowest ``input_fee_ppk`` makes the proofs
+    cheapest to spend later (cdk's wallet chooses so too), and equal fees are broken by id, so every
+    process of a fleet picks the same keyset whatever order the mint lists them in.
+    """
+    candidates = [k for k in keysets if k.active and k.unit == unit]
+    return min(candidates, key=lambda k: (k.input_fee_ppk, k.id), default=None)
+
+
 # --------------------------------------------------------------------------------------------- fees
+
+
+def fee_table(keysets: Iterable[KeysetInfo]) -> dict[str, int]:
+    """``input_fee_ppk`` by keyset id, inactive keysets included (old proofs are spent too), for `fee_for`."""
+    return {k.id: k.input_fee_ppk for k in keysets}
 
 
 def fee_for(proofs: Iterable[Proof], fee_ppk_by_keyset: Mapping[str, int]) -> int:

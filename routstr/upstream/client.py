@@ -7,6 +7,7 @@ user's key, cookies, user agent and address never reach the provider.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,16 @@ class Upstream:
             sock_connect=connect_timeout_s,
             sock_read=read_timeout_s,
         )
+        self._waiting = 0  # calls sent whose response is not handed over yet (or, get_json, not read)
+        self._answers: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()  # handed over by post
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding one of the session's connections: waiting for an answer, or answered and not
+        yet read to the end, released or closed (a stream being relayed). Counted here, with public API
+        only, because aiohttp does not tell how many of a pool's connections are in use."""
+        reading = sum(1 for r in self._answers if r.connection is not None and not r.connection.closed)
+        return self._waiting + reading
 
     def headers_for(self, incoming: Any, form: bool = False) -> dict[str, str]:
         h = {**self._auth} if form else {"Content-Type": "application/json", **self._auth}
@@ -60,8 +71,9 @@ class Upstream:
         The body is re-encoded from what the node parsed and priced, never forwarded as the client's
         bytes: a JSON parser upstream could read a duplicated key ("model") differently from ours.
         """
+        self._waiting += 1
         try:
-            return await self.session.post(
+            resp = await self.session.post(
                 self.base_url + path,
                 data=_form(body) if form else orjson.dumps(body),
                 headers=self.headers_for(incoming_headers, form),
@@ -69,11 +81,19 @@ class Upstream:
             )
         except (aiohttp.ClientError, TimeoutError) as e:
             raise UpstreamError(f"The upstream provider could not be reached: {type(e).__name__}") from None
+        finally:
+            self._waiting -= 1
+        self._answers.add(resp)  # in flight until its connection goes back to the pool or is closed
+        return resp
 
     async def get_json(self, path: str) -> Any:
-        async with self.session.get(self.base_url + path, headers=self._auth, timeout=self.timeout) as r:
-            r.raise_for_status()
-            return orjson.loads(await r.read())
+        self._waiting += 1
+        try:
+            async with self.session.get(self.base_url + path, headers=self._auth, timeout=self.timeout) as r:
+                r.raise_for_status()
+                return orjson.loads(await r.read())
+        finally:
+            self._waiting -= 1
 
 
 def _form(fields: dict[str, Any]) -> aiohttp.FormData:

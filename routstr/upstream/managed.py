@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import aiohttp
-
 from routstr.core.pricing import PriceBook, parse_spec
 from routstr.core.sealed import SealError, unseal
 from routstr.rates.feed import BtcUsdFeed
@@ -125,12 +123,6 @@ def db_spec(row: ProviderRow, secret: bytes) -> ProviderSpec:
 
 def _same_connection(a: ProviderSpec, b: ProviderSpec) -> bool:
     return (a.base_url, a.api_key, a.kind) == (b.base_url, b.api_key, b.kind)
-
-
-def in_use(session: aiohttp.ClientSession) -> bool:
-    """Does a request hold one of the session's connections (a response being read or streamed)?
-    aiohttp has no public counter; its connector's ``_acquired`` set has held them through 3.x."""
-    return bool(getattr(session.connector, "_acquired", None))
 
 
 class ManagedCatalogue:
@@ -241,14 +233,13 @@ class ManagedCatalogue:
             self._reaper = asyncio.create_task(self._reap())
 
     async def _reap(self) -> None:
-        """Close replaced clients once no request holds one of their connections (not before the
-        grace period: a request may have chosen the provider a moment before it was replaced)."""
+        """Close replaced clients once no request holds one of their connections (``Upstream.in_flight``;
+        not before the grace period: a request may have chosen the provider a moment before it was
+        replaced)."""
         while self._retired:
             await asyncio.sleep(self.reap_every_s)
             now = time.monotonic()
-            done = [
-                (t, c) for t, c in self._retired if now - t >= self.retire_grace_s and not in_use(c.session)
-            ]
+            done = [(t, c) for t, c in self._retired if now - t >= self.retire_grace_s and not c.in_flight]
             for item in done:
                 self._retired.remove(item)
                 await item[1].session.close()

@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from routstr.cashu.errors import CashuError, MintError, MintUnavailable, TokenError
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut00 import Proof
-from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.nut02 import fee_for, fee_table, split_amount
 from routstr.cashu.nut04 import MintQuote
 from routstr.cashu.nut05 import MeltQuote, MeltQuoteState
 from routstr.cashu.outputs import PreparedOutput, prepare_outputs
@@ -100,7 +100,7 @@ async def _inputs(client: MintClient, token: Token) -> tuple[list[Proof], int]:
         raise InvalidRequest(f"Invalid Cashu token: {e}", code="invalid_token") from None
     except CashuError as e:
         raise _failed(token.mint, e, "keysets") from None
-    return proofs, fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+    return proofs, fee_for(proofs, fee_table(keysets))
 
 
 async def convert(

@@ -82,7 +82,7 @@ class Payouts:
         client = self.mints.client(key.mint_url)
         units = key.balance_msat // UNIT_MSAT[key.unit]
         try:
-            fee_ppk = {k.id: k.input_fee_ppk for k in await client.keysets()}
+            fee_ppk = await client.fee_ppk_by_keyset()
         except MintUnavailable as e:  # nothing is debited yet
             log.info("payout for key %d: the mint is unavailable: %s", key_id, e)
             raise ServiceUnavailable(

@@ -11,6 +11,7 @@ import aiohttp
 from routstr.cashu.errors import MintError, MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.nut01 import Keyset
+from routstr.cashu.nut02 import cheapest_active
 from routstr.core.errors import ServiceUnavailable
 from routstr.net.outbound import OutboundPolicy
 
@@ -150,23 +151,23 @@ class MintRegistry:
         return self._clients[canonical_mint_url(url)]
 
     async def active_keyset(self, url: str, unit: str) -> Keyset:
-        """The keyset new outputs are made for (cached; refreshed when the mint rotates keys)."""
+        """The keyset new outputs are made for: the cheapest active one of ``unit``, by the rule of
+        ``nut02.cheapest_active`` (as ``MintClient.active_keyset``), cached until a health check
+        refreshes the mint's keysets."""
         key = (canonical_mint_url(url), unit)
         ks = self._active.get(key)
         if ks is not None:
             return ks
         client = self.client(url)
         try:
-            infos = await client.keysets()
-            active = [k for k in infos if k.active and k.unit == unit]
-            if not active:
+            chosen = cheapest_active(await client.keysets(), unit)  # the client's rule too
+            if chosen is None:
                 raise ServiceUnavailable(f"Mint {url} has no active keyset for unit {unit!r}")
-            keysets = await client.keys(active[0].id)
+            ks = await client.keyset(chosen.id)
         except MintUnavailable:
             raise ServiceUnavailable(
                 "The mint is unavailable; try again later", code="mint_unavailable"
             ) from None
-        ks = keysets[0]
         self._active[key] = ks
         return ks
 

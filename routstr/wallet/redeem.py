@@ -21,7 +21,7 @@ from routstr.cashu.errors import MintError, MintUnavailable, TokenError
 from routstr.cashu.identity import holder_mark, holder_matches, token_identity
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut01 import Keyset
-from routstr.cashu.nut02 import fee_for, split_amount
+from routstr.cashu.nut02 import fee_for, fee_table, split_amount
 from routstr.cashu.nut12 import verify_dleq_proof
 from routstr.cashu.outputs import prepare_outputs
 from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
@@ -237,7 +237,7 @@ class Redeemer:
                 keysets = await (client.keysets() if attempt == 1 else client.refresh())
                 proofs: list[Proof] = resolve_short_keyset_ids(token.proofs, [k.id for k in keysets])
                 await self._check_dleq(token.mint, proofs)
-                return proofs, fee_for(proofs, {k.id: k.input_fee_ppk for k in keysets})
+                return proofs, fee_for(proofs, fee_table(keysets))
             except (TokenError, ValueError) as e:
                 now = asyncio.get_running_loop().time()
                 if (

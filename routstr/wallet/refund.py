@@ -96,7 +96,7 @@ class Refunder:
         debit = units * per_unit
         try:  # nothing is debited yet: a mint that is down now leaves the balance as it is
             active = await self.mints.active_keyset(key.mint_url, key.unit)
-            infos = {k.id: k.input_fee_ppk for k in await self.mints.client(key.mint_url).keysets()}
+            fee_ppk = await self.mints.client(key.mint_url).fee_ppk_by_keyset()
         except MintUnavailable:
             raise ServiceUnavailable(
                 "The mint is unavailable; your balance is unchanged, try again shortly",
@@ -113,7 +113,7 @@ class Refunder:
                     "The node's wallet cannot cover this refund; the operator has been alerted"
                 )
             inputs = [Proof(amount=c["amount"], id=c["id"], secret=c["secret"], C=c["C"]) for c in chosen]
-            fee = fee_for(inputs, infos)
+            fee = fee_for(inputs, fee_ppk)
             total = sum(p.amount for p in inputs)
             # the refund pays its own swap fee: the node's change is exactly what it held beyond the debit
             user_amount = units - fee

@@ -53,7 +53,7 @@ async def withdraw(
     if earlier is not None:
         return earlier
     active = await mints.active_keyset(mint_url, unit)
-    fee_ppk = {k.id: k.input_fee_ppk for k in await mints.client(mint_url).keysets()}
+    fee_ppk = await mints.client(mint_url).fee_ppk_by_keyset()
     swap_id = uuid.uuid4().hex
     async with db.write() as conn:
         surplus = await earnings_units(conn, mint_url, unit)
