@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from routstr.api.state import Node
@@ -65,7 +64,7 @@ def once_per_fleet(node: Node, seconds: float, job: str, run: Job) -> Job:
 def recovers_at_once(settings: Settings) -> bool:
     """May the start-up recovery touch swaps of any age? Only when no other process can have one in
     flight: a single process on SQLite. (``serve --workers`` runs that pass before starting workers.)"""
-    return settings.database_url.startswith("sqlite") and not os.environ.get("ROUTSTR_WORKER")
+    return settings.database_url.startswith("sqlite") and not settings.worker
 
 
 def start_jobs(

@@ -130,7 +130,7 @@ def _iso(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
-def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+def make_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
     """A handler with the node's filters and formatter (``fmt``: text or json)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(ContextFilter())
@@ -139,7 +139,7 @@ def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Ha
     return handler
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text", with_client_ips: bool = False) -> None:
+def configure_logging(level: str, fmt: str, with_client_ips: bool) -> None:
     """The process's logging, from LOG_LEVEL, LOG_FORMAT and LOG_CLIENT_IPS (``routstr serve``)."""
     log_client_ips(with_client_ips)
     logging.basicConfig(level=level, handlers=[make_handler(fmt)], force=True)

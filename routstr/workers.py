@@ -19,7 +19,7 @@ import time
 
 import aiohttp
 
-from routstr.config import Settings
+from routstr.config import WORKER_ENV, Settings
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.storage.node_secret import load_node_secret
@@ -44,7 +44,7 @@ async def prepare(settings: Settings) -> dict[str, int]:
 
 
 def _spawn(env_file: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ROUTSTR_WORKER": "1"}
+    env = {**os.environ, WORKER_ENV: "1"}  # read into Settings.worker by the worker's load_settings
     cmd = [sys.executable, "-m", "routstr", "serve", "--reuse-port", "--env-file", env_file]
     return subprocess.Popen(cmd, env=env)
 

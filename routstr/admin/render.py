@@ -11,6 +11,7 @@ from aiohttp import web
 
 from routstr.admin.session import csrf_token
 from routstr.api.state import NODE
+from routstr.config import DEFAULTS
 
 NAV = (
     ("/admin/", "Overview"),
@@ -56,7 +57,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         .render(
             nav=NAV,
             path=request.path,
-            node_name=node.settings.name or "routstr node",
+            node_name=node.settings.name or DEFAULTS.name,
             csrf=csrf_token(node.auth.secret, cookie) if cookie else "",
             logged_in=cookie is not None,
             **context,

@@ -5,7 +5,6 @@ separate address (``METRICS_HOST``/``METRICS_PORT``) that only the monitoring ne
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -71,7 +70,7 @@ def separate_site(settings: Settings) -> Callable[[web.Application], AsyncIterat
         await runner.setup()
         # workers of `routstr serve --workers N` (routstr/workers.py) share the address like the main
         # port; each scrape is then answered by one of them, with that process's counters
-        reuse = os.environ.get("ROUTSTR_WORKER") == "1" or None
+        reuse = settings.worker or None
         await web.TCPSite(runner, settings.metrics_host, settings.metrics_port, reuse_port=reuse).start()
         log.info("metrics served without a token on http://%s:%d/metrics", *runner.addresses[0][:2])
         try:

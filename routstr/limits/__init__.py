@@ -49,7 +49,7 @@ __all__ = [
 
 
 def make_limiter(
-    redis_url: str | None, prefix: str = "routstr:rl", *, slot_ttl_s: float = 60.0, timeout_s: float = 0.5
+    redis_url: str | None, prefix: str, *, slot_ttl_s: float = 60.0, timeout_s: float = 0.5
 ) -> RateLimiter:
     """In-memory counters without ``redis_url``; shared Redis counters with it.
 

@@ -42,7 +42,7 @@ class RedisLimiter:
     def __init__(
         self,
         client: Redis,
-        prefix: str = "routstr:rl",
+        prefix: str,
         *,
         slot_ttl_s: float = 60.0,
         retry_s: float = 1.0,

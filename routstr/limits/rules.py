@@ -24,7 +24,8 @@ CONCURRENCY_RETRY_S = 1  # a slot frees when some request ends: no window to wai
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What one API key may do; 0 turns a limit off."""
+    """What one API key may do; 0 turns a limit off. The defaults are RATE_LIMIT_*'s (routstr.config
+    reads them from ``DEFAULT_LIMITS``: config imports this package, so this package cannot import it)."""
 
     requests_per_minute: int = 1000
     tokens_per_hour: int = 1_000_000

@@ -46,10 +46,15 @@ def _make_sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEn
     return engine
 
 
+# DB_POOL_SIZE's default (routstr.config reads it from here: config imports this package's modules, so
+# they cannot import config)
+POOL_SIZE = 10
+
+
 class Database:
     """The node's one handle on storage: ``async with db.write() as conn`` is one transaction."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = POOL_SIZE) -> None:
         """``pool_size``: PostgreSQL connections per process for SQLAlchemy, as many again in bursts,
         plus as many for the hot path (a fleet of N processes may open 3 x N x pool_size: keep that
         under the server's ``max_connections``)."""

@@ -17,6 +17,10 @@ from email.utils import parsedate_to_datetime
 
 MAX_RETRY_AFTER_S = 300.0  # an upstream asking for more is not taken at its word
 MAX_TRACKED_MODELS = 1024  # circuits kept per provider: model ids come from requests, keep them few
+# The defaults of PROVIDER_FAILURES_TO_OPEN and PROVIDER_COOLDOWN_SECONDS (routstr.config reads them
+# from here: config imports this package, so this package cannot import config)
+FAILURES_TO_OPEN = 3
+COOLDOWN_S = 30
 
 
 class Circuit:
@@ -72,7 +76,10 @@ class Breaker:
     ``/ready`` and the metrics) and one per (provider, model) that failed."""
 
     def __init__(
-        self, threshold: int = 3, cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        threshold: int = FAILURES_TO_OPEN,
+        cooldown_s: float = COOLDOWN_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
         self.cooldown_s = cooldown_s

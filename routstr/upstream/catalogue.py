@@ -21,6 +21,11 @@ from routstr.upstream.providers import Provider
 
 log = logging.getLogger(__name__)
 
+# The defaults of IMAGE_INPUT_TOKENS and MIN_FITTED_MAX_TOKENS (routstr.config reads them from here:
+# config imports this package, so this package cannot import config)
+IMAGE_INPUT_TOKENS = 4096
+MIN_FITTED_OUTPUT = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamModel:
@@ -37,8 +42,8 @@ class Catalogue:
         prices: PriceBook,
         btc_usd: Callable[[], Decimal],
         default_max_output: int,
-        image_input_tokens: int = 4096,
-        min_fitted_output: int = 1024,
+        image_input_tokens: int = IMAGE_INPUT_TOKENS,
+        min_fitted_output: int = MIN_FITTED_OUTPUT,
     ) -> None:
         """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``.
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from routstr import __version__
-from routstr.config import Settings
+from routstr.config import DEFAULTS, Settings
 from routstr.core.sealed import SealError, unseal
 from routstr.storage import webhook_store as store
 from routstr.storage.accounts import now_ms
@@ -35,12 +35,12 @@ CLAIM_MARGIN_MS = 30_000  # a claimed delivery whose sender died is due again th
 
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
-    allow_private: bool = False
-    allow_http: bool = False
-    timeout_s: float = 10.0
-    retry_base_s: float = 10.0
-    retry_max_s: float = 3600.0
-    max_attempts: int = 12
+    allow_private: bool = DEFAULTS.webhook_allow_private
+    allow_http: bool = DEFAULTS.webhook_allow_http
+    timeout_s: float = DEFAULTS.webhook_timeout_s
+    retry_base_s: float = DEFAULTS.webhook_retry_base_s
+    retry_max_s: float = DEFAULTS.webhook_retry_max_s
+    max_attempts: int = DEFAULTS.webhook_max_attempts
     batch: int = 100  # deliveries sent at once per round
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from routstr.config import DEFAULTS
 from routstr.devtools.fake_prices import NAMES, sources_spec
 from routstr.rates import BtcUsdFeed, StaleRate, parse_sources
 from tests.rates.conftest import FakeClock, Prices
@@ -20,6 +21,8 @@ from tests.rates.conftest import FakeClock, Prices
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 THREE = ("coinbase", "kraken", "bitstamp")
+# the node's defaults (BTC_USD_REFRESH_SECONDS, BTC_USD_MAX_AGE_SECONDS): the feed has none of its own
+REFRESH_S, MAX_AGE_S = DEFAULTS.btc_usd_refresh_s, DEFAULTS.btc_usd_max_age_s
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -31,7 +34,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def make_feed(
     prices: Prices, session: aiohttp.ClientSession, names: tuple[str, ...] = THREE, **kw: Any
 ) -> BtcUsdFeed:
-    return BtcUsdFeed(parse_sources(sources_spec(prices.url, names)), session, **kw)
+    return BtcUsdFeed(
+        parse_sources(sources_spec(prices.url, names)),
+        session,
+        **{"refresh_s": REFRESH_S, "max_age_s": MAX_AGE_S, **kw},
+    )
 
 
 async def test_median_of_three(prices: Prices, session: aiohttp.ClientSession, clock: FakeClock) -> None:
@@ -169,7 +176,8 @@ async def test_pinned_rate_never_touches_the_network(prices: Prices, session: ai
     assert feed.snapshot() == {"pinned": True, "rate": "100000", "age_s": None, "stale": False, "sources": {}}
     assert prices.state.requests_total == 0
     # no session and no sources are needed either
-    assert BtcUsdFeed((), None, pinned=Decimal(1)).rate() == Decimal(1)
+    alone = BtcUsdFeed((), None, pinned=Decimal(1), refresh_s=REFRESH_S, max_age_s=MAX_AGE_S)
+    assert alone.rate() == Decimal(1)
 
 
 async def test_run_forever_refreshes_and_survives_errors(
@@ -218,7 +226,7 @@ async def test_running_block_has_a_rate_from_the_start(
 
 async def test_connection_refused_is_a_source_error(prices: Prices, session: aiohttp.ClientSession) -> None:
     spec = f"coinbase={prices.url}/coinbase,kraken=http://127.0.0.1:9/kraken"
-    feed = BtcUsdFeed(parse_sources(spec), session, timeout_s=2)
+    feed = BtcUsdFeed(parse_sources(spec), session, timeout_s=2, refresh_s=REFRESH_S, max_age_s=MAX_AGE_S)
     assert await feed.refresh() == Decimal("97000.12")
     assert feed.snapshot()["sources"]["kraken"]["error"] == "connection failed (ClientConnectorError)"
 
@@ -239,4 +247,4 @@ async def test_bad_settings_are_refused(
     with pytest.raises(ValueError, match=message):
         make_feed(prices, session, **kw)
     with pytest.raises(ValueError, match="session"):
-        BtcUsdFeed(parse_sources("coinbase"), None)
+        BtcUsdFeed(parse_sources("coinbase"), None, refresh_s=REFRESH_S, max_age_s=MAX_AGE_S)
