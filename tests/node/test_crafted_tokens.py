@@ -2,7 +2,8 @@
 
 2. A token built to make the node work (a CBOR bignum amount, a huge JSON integer, one genuine DLEQ
    proof repeated 33,000 times) is refused with a 400 envelope while the node keeps answering
-   everyone else: ``GET /v1/info`` stays under 100 ms throughout.
+   everyone else: ``GET /v1/info`` keeps answering throughout, each answer well under a second (the
+   bug this guards against blocked the node's loop for ~9 s; the margin keeps a loaded machine green).
 6. Forged tokens (a real keyset id, random secrets) cost their sender more than the node: past
    the limit of refused redemptions an address gets 429 and the mint is not called any more
    (the node's own count of refused mint calls stops growing), and none leaves a swap row behind.
@@ -35,7 +36,7 @@ from tests.node.node_process import NodeProcess, assert_audit_passes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-INFO_BUDGET_S = 0.1
+INFO_BUDGET_S = 1.0  # a blocked loop is seconds; a loaded CI machine is tens of ms
 
 
 async def keyset_id(http: aiohttp.ClientSession, mint_url: str) -> str:
