@@ -4,44 +4,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from routstr import __version__
+from routstr.cli_support import command_settings, opened_db, run_and_print
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Coroutine
-
     from routstr.config import Settings
-    from routstr.storage.db import Database
-
-
-def _settings(args: argparse.Namespace) -> Settings | None:
-    """The settings an operator command runs with; None (after saying why) if they are wrong."""
-    from routstr.config import ConfigError, load_settings
-
-    try:
-        return load_settings(dict(os.environ), env_file=args.env_file)
-    except ConfigError as e:
-        print(f"routstr: configuration error: {e}", file=sys.stderr)
-        return None
-
-
-@contextlib.asynccontextmanager
-async def opened_db(settings: Settings) -> AsyncIterator[Database]:
-    """The node's database for one command, its schema brought up to date first (a command may run
-    before a node), closed when the command is done."""
-    from routstr.storage.db import Database
-    from routstr.storage.migrate import upgrade
-
-    await upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 def _has_a_provider(settings: Settings) -> bool:
@@ -127,7 +98,7 @@ def _books(args: argparse.Namespace) -> int:
 
     from routstr.storage.books import books
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
 
@@ -150,7 +121,7 @@ def _audit(args: argparse.Namespace) -> int:
     from routstr.wallet.audit import AuditReport, audit
     from routstr.wallet.mints import MintRegistry
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
 
@@ -178,12 +149,11 @@ def _withdraw(args: argparse.Namespace) -> int:
 
     import aiohttp
 
+    from routstr.operator.withdraw import as_token, over_lightning
     from routstr.wallet.lightning_out import Payouts
     from routstr.wallet.mints import MintRegistry, canonical_mint_url
-    from routstr.wallet.withdraw import withdraw
-    from routstr.wallet.withdraw_lightning import withdraw_lightning
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
 
@@ -196,37 +166,10 @@ def _withdraw(args: argparse.Namespace) -> int:
                     payouts = Payouts(
                         db, mints, session, settings.lnurl_allow_http, settings.lnurl_allow_private
                     )
-                    p = await withdraw_lightning(db, payouts, mint, args.to, args.amount)
-                    return {
-                        "state": p.state,
-                        "amount_sats": p.amount,
-                        "fee_sats": p.fee,
-                        "preimage": p.preimage,
-                    }
-                w = await withdraw(db, mints, mint, args.unit, args.amount)
-                return {"token": w.token, "amount": w.amount, "fee": w.fee, "unit": args.unit}
+                    return await over_lightning(db, payouts, mint, args.to, args.amount)
+                return await as_token(db, mints, mint, args.unit, args.amount)
 
     return run_and_print("withdraw", run())
-
-
-def run_and_print(command: str, work: Coroutine[object, object, object]) -> int:
-    """Run an operator command: its result as JSON on stdout, or its error on stderr and exit 1."""
-    import asyncio
-    import json
-
-    from routstr.config import ConfigError
-    from routstr.core.errors import ApiError
-
-    try:
-        out = asyncio.run(work)
-    except ApiError as e:
-        print(f"routstr {command}: {e.message}", file=sys.stderr)
-        return 1
-    except ConfigError as e:  # e.g. a node secret that does not match the database
-        print(f"routstr {command}: configuration error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(out))
-    return 0
 
 
 def _admin_password(args: argparse.Namespace) -> int:
@@ -237,7 +180,7 @@ def _admin_password(args: argparse.Namespace) -> int:
     from routstr.core.passwords import hash_password, password_problem
     from routstr.storage import admin_sessions, admin_store
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
     if args.password_stdin:
@@ -265,12 +208,11 @@ def _admin_password(args: argparse.Namespace) -> int:
 
 def _admin_token(args: argparse.Namespace) -> int:
     """Create, list or revoke the tokens scripts use for /admin/api/* (only their HMAC is stored)."""
-    from routstr.api.admin import create_admin_token
-    from routstr.api.admin_access import token_rows
+    from routstr.operator.tokens import create_admin_token, token_rows
     from routstr.storage import admin_store
     from routstr.storage.node_secret import load_node_secret
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
 

@@ -1,6 +1,6 @@
 """``routstr providers`` and ``routstr keys``: the operator's common tasks on providers and keys.
 
-Same rules as the admin API (``api/admin_catalogue.py``, ``api/admin_keys.py``): the checks are the
+Same rules as the admin API (``operator/providers.py``, ``operator/keys.py``): the checks are the
 API's, provider keys are sealed before they are stored, and no output holds a key or its hash. A
 running node applies a provider change within CATALOGUE_SYNC_SECONDS. Output is JSON.
 """
@@ -24,13 +24,13 @@ def _read_key(args: argparse.Namespace) -> str | None:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    from routstr.api.admin_catalogue import db_provider_fields, file_provider_fields, insert_provider
-    from routstr.cli import _settings, opened_db, run_and_print
+    from routstr.cli_support import command_settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest, NotFound
+    from routstr.operator.providers import db_provider_fields, file_provider_fields, insert_provider
     from routstr.storage import provider_store
     from routstr.storage.node_secret import load_node_secret
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
     file_names = {s.name for s in settings.providers}
@@ -74,12 +74,12 @@ def _providers(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from routstr.api.admin_keys import key_detail, search_keys
-    from routstr.cli import _settings, opened_db, run_and_print
+    from routstr.cli_support import command_settings, opened_db, run_and_print
     from routstr.core.errors import InvalidRequest
+    from routstr.operator.keys import key_detail, search_keys
     from routstr.storage.node_secret import load_node_secret
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if settings is None:
         return 2
     value = args.value

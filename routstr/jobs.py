@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from routstr.api.state import Node
 from routstr.billing.leases import LeaseRenewer
 from routstr.config import Settings
 from routstr.core.ids import PROCESS
 from routstr.discovery.publisher import CHECK_EVERY_S, publisher_for
 from routstr.limits import LimitPolicy
+from routstr.node import Node
 from routstr.storage import accounts, leases, ledger_ops, limit_overrides
 from routstr.upstream.managed import ManagedCatalogue
 from routstr.wallet.expiry import pay_out_expired

@@ -269,7 +269,7 @@ async def running_node(
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
-        from routstr.api.state import NODE
+        from routstr.node import NODE
 
         try:
             yield NodeHandle(f"http://127.0.0.1:{port}", settings, app, app[NODE].db, upstream, backend)

@@ -10,8 +10,8 @@ import jinja2
 from aiohttp import web
 
 from routstr.admin.session import csrf_token
-from routstr.api.state import NODE
 from routstr.config import DEFAULTS
+from routstr.node import NODE
 
 NAV = (
     ("/admin/", "Overview"),

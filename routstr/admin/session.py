@@ -1,7 +1,8 @@
 """Who may use the dashboard: the operator's password, a session cookie, CSRF checks, login limits.
 
 * The password is ``ADMIN_PASSWORD`` the first time the node starts; from then on its scrypt hash in
-  the database is what counts (changeable on the settings page, or ``routstr admin-password``).
+  the database is what counts (changeable on the settings page, or ``routstr admin-password``;
+  ``routstr.operator.password``).
 * A login sets a random cookie (HttpOnly, SameSite=Strict, Path=/admin, Secure over HTTPS); the
   database keeps only its HMAC, so a fleet shares sessions and a leaked table logs nobody in.
 * Every form that changes something carries a CSRF token derived from the cookie (HMAC, nothing
@@ -15,25 +16,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import secrets
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from routstr.api.state import NODE, Node
-from routstr.core.passwords import hash_password, verify_password
 from routstr.limits.backoff import Backoff, BackoffPolicy
 from routstr.limits.by_address import address_group, backoff_for
 from routstr.net.client_address import client_address
-from routstr.storage import admin_sessions, admin_store
+from routstr.node import NODE, Node
+from routstr.operator import password as operator_password
+from routstr.storage import admin_sessions
 from routstr.storage.accounts import now_ms
-from routstr.storage.db import Database
-
-log = logging.getLogger(__name__)
 
 COOKIE = "routstr_admin"
 LOGIN_BACKOFF = BackoffPolicy(free=5, base_s=1.0, max_s=300.0, forget_s=3600.0)
@@ -49,32 +45,6 @@ def session_hash(secret: bytes, cookie: str) -> str:
 
 def csrf_token(secret: bytes, cookie: str) -> str:
     return _hmac(secret, "admin-csrf", cookie)[:40]
-
-
-async def store_first_password(db: Database, configured: str) -> None:
-    """At start-up: ``ADMIN_PASSWORD`` becomes the stored hash unless one is stored already."""
-    if not configured:
-        return
-    async with db.read() as conn:
-        if await admin_store.password_hash(conn) is not None:
-            return
-    hashed = await asyncio.to_thread(hash_password, configured)
-    async with db.write() as conn:
-        if await admin_store.set_password_hash(conn, hashed, only_if_unset=True):
-            log.info("admin password stored (as a scrypt hash) from ADMIN_PASSWORD")
-
-
-async def password_is_set(node: Node) -> bool:
-    async with node.db.read() as conn:
-        return await admin_store.password_hash(conn) is not None
-
-
-async def check_password(node: Node, password: str) -> bool:
-    async with node.db.read() as conn:
-        stored = await admin_store.password_hash(conn)
-    if stored is None:
-        return False
-    return await asyncio.to_thread(verify_password, password, stored)
 
 
 def _login_backoff(request: web.Request) -> tuple[Backoff, str]:
@@ -144,10 +114,7 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
 
 async def change_password(node: Node, cookie: str, new_password: str) -> int:
     """Store the new hash and log out every other session; returns how many were ended."""
-    hashed = await asyncio.to_thread(hash_password, new_password)
-    async with node.db.write() as conn:
-        await admin_store.set_password_hash(conn, hashed)
-        return await admin_sessions.end_all_but(conn, session_hash(node.auth.secret, cookie))
+    return await operator_password.change_password(node, new_password, session_hash(node.auth.secret, cookie))
 
 
 def same_origin(request: web.Request) -> bool:

@@ -1,44 +1,30 @@
-"""The operator's API for scripts (``/admin/api/*``): books, audit and withdrawals.
+"""The operator's API for scripts (``/admin/api/*``): books, audit, withdrawals and key limits.
 
 Authenticated by an admin token (``routstr admin-token create``), sent as ``Authorization: Bearer
-rta-…``; only its HMAC is stored. The dashboard and its sessions come on top of this.
+rta-…``; only its HMAC is stored (``routstr.operator.tokens``). The dashboard and its sessions come on
+top of the same operations (``routstr.operator``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from routstr.api.info import json_response
-from routstr.api.state import NODE, Node
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.core.errors import AuthenticationFailed, InvalidRequest, NotFound
-from routstr.limits import LimitPolicy, Limits
-from routstr.storage import admin_store, limit_overrides
+from routstr.limits import Limits
+from routstr.node import NODE, Node
+from routstr.operator.ids import parse_id
+from routstr.operator.limits import set_key_limits
+from routstr.operator.tokens import TOKEN_PREFIX, token_is_live
+from routstr.operator.withdraw import UNITS, as_token, over_lightning
 from routstr.storage.books import books
 from routstr.wallet.audit import audit
 from routstr.wallet.mints import canonical_mint_url
-from routstr.wallet.withdraw import withdraw
-from routstr.wallet.withdraw_lightning import withdraw_lightning
 
-TOKEN_PREFIX = "rta-"
-MAX_ID = 2**63 - 1  # row ids are BIGINT: a larger number overflows the driver, not a lookup
 MAX_LIMIT = 2**31 - 1  # a rate limit past this is no limit; bounded so it stays a plain int everywhere
-
-
-def parse_id(raw: str) -> int | None:
-    """A row id: ASCII digits, 1 to ``MAX_ID``; None for anything else (``str.isdigit`` also takes
-    other scripts' digits and superscripts, which ``int`` reads differently or not at all)."""
-    raw = raw.strip()
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
 
 
 def path_id(request: web.Request, name: str, what: str) -> int:
@@ -50,20 +36,6 @@ def path_id(request: web.Request, name: str, what: str) -> int:
     return value
 
 
-def new_admin_token() -> str:
-    return TOKEN_PREFIX + secrets.token_hex(24)
-
-
-def admin_token_hash(secret: bytes, token: str) -> str:
-    return hmac.new(secret, b"admin:" + token.encode(), hashlib.sha256).hexdigest()
-
-
-async def create_admin_token(conn: AsyncConnection, secret: bytes, name: str) -> tuple[int, str]:
-    """A new token and its id; only its HMAC is stored, so this is the one time it is seen."""
-    token = new_admin_token()
-    return await admin_store.add_token(conn, admin_token_hash(secret, token), name), token
-
-
 async def require_admin(request: web.Request) -> Node:
     """The node, if the request carries a live admin token; else 401 in the error envelope."""
     node = request.app[NODE]
@@ -73,7 +45,7 @@ async def require_admin(request: web.Request) -> Node:
     if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
         raise AuthenticationFailed("Admin API: send Authorization: Bearer rta-… (routstr admin-token create)")
     async with node.db.read() as conn:
-        ok = await admin_store.token_is_valid(conn, admin_token_hash(node.auth.secret, token))
+        ok = await token_is_live(conn, node.auth.secret, token)
     if not ok:
         raise AuthenticationFailed("Admin API: unknown or revoked token")
     return node
@@ -114,19 +86,12 @@ async def post_withdraw(request: web.Request) -> web.Response:
         raise InvalidRequest(f"{mint} is not one of this node's mints", details={"param": "mint"})
     to = body.get("to")
     if isinstance(to, str) and to.strip():
-        p = await withdraw_lightning(node.db, node.payouts, mint, to.strip(), amount)
-        out: dict[str, Any] = {
-            "state": p.state,
-            "amount_sats": p.amount,
-            "fee_sats": p.fee,
-            "preimage": p.preimage,
-        }
-        return json_response(out, status=200 if p.state == "paid" else 202)
+        paid = await over_lightning(node.db, node.payouts, mint, to.strip(), amount)
+        return json_response(paid, status=200 if paid["state"] == "paid" else 202)
     unit = str(body.get("unit", "sat"))
-    if unit not in ("sat", "msat"):
+    if unit not in UNITS:
         raise InvalidRequest("'unit' must be sat or msat", details={"param": "unit"})
-    w = await withdraw(node.db, node.mints, mint, unit, amount)
-    return json_response({"token": w.token, "amount": w.amount, "fee": w.fee, "unit": unit})
+    return json_response(await as_token(node.db, node.mints, mint, unit, amount))
 
 
 def _limit_field(body: dict[str, Any], name: str, default: int) -> int:
@@ -162,15 +127,6 @@ async def put_key_limits(request: web.Request) -> web.Response:
             "override": limits is not None,
         }
     )
-
-
-async def set_key_limits(node: Node, key_id: int, limits: Limits | None) -> Limits:
-    """Store one key's limits (None: back to the defaults) and apply them in this process at once;
-    the limits now in force for the key (the API's and the dashboard's)."""
-    overrides = await limit_overrides.set_override(node.db, key_id, limits)
-    default = node.pipeline.limits.default
-    node.pipeline.limits = LimitPolicy(default, overrides)
-    return overrides.get(key_id, default)
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,33 +1,19 @@
 """Who may steer the node, over the admin API: its tokens (create, list, revoke) and the dashboard
-password. The same powers as the dashboard's settings page and ``routstr admin-token``."""
+password. The same powers as the dashboard's settings page and ``routstr admin-token``
+(``routstr.operator.tokens`` and ``.password``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from routstr.admin.session import change_password, check_password, password_is_set
-from routstr.api.admin import create_admin_token, path_id, require_admin
-from routstr.api.info import json_response
+from routstr.api.admin import path_id, require_admin
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.core.errors import Forbidden, InvalidRequest, NotFound
 from routstr.core.passwords import password_problem
+from routstr.operator.password import change_password, check_password, password_is_set
+from routstr.operator.tokens import create_admin_token, token_name, token_rows
 from routstr.storage import admin_store
-
-NAME_MAX = 64
-
-
-def token_rows(rows: list[tuple[int, str, int, int | None]]) -> list[dict[str, Any]]:
-    return [{"id": i, "name": n, "created_at": c, "revoked_at": r} for i, n, c, r in rows]
-
-
-def token_name(raw: Any) -> str:
-    """A label for the operator's eyes; it grants nothing, so only its shape is checked."""
-    name = raw.strip() if isinstance(raw, str) else ""
-    if not name or len(name) > NAME_MAX or not name.isprintable():
-        raise InvalidRequest(f"'name' must be 1-{NAME_MAX} printable characters", details={"param": "name"})
-    return name
 
 
 async def get_tokens(request: web.Request) -> web.Response:
@@ -67,7 +53,7 @@ async def put_password(request: web.Request) -> web.Response:
         raise InvalidRequest(f"'new': {problem}", details={"param": "new"})
     if await password_is_set(node) and not (isinstance(current, str) and await check_password(node, current)):
         raise Forbidden("'current' is not the dashboard password", details={"param": "current"})
-    ended = await change_password(node, "", new)  # no session of ours to keep
+    ended = await change_password(node, new)  # no session of ours to keep
     return json_response({"changed": True, "sessions_ended": ended})
 
 

@@ -15,14 +15,14 @@ from aiohttp import web
 
 from routstr.api import balance_history
 from routstr.api.balance_history import client_of, owning_key, requesting_key
-from routstr.api.info import json_response
-from routstr.api.state import NODE, Node
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.billing.xcashu import xcashu_value
 from routstr.cashu.identity import token_identity
 from routstr.core import budgets
 from routstr.core.errors import InvalidRequest
 from routstr.core.keys import SK_PREFIX, key_hash
+from routstr.node import NODE, Node
 from routstr.storage import accounts, child_store
 from routstr.wallet.redeem import Target, parse_token
 

@@ -11,11 +11,11 @@ import re
 
 from aiohttp import web
 
-from routstr.api.info import json_response
-from routstr.api.state import NODE, Node
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.core.errors import Forbidden, InsufficientBalance, InvalidRequest, NotFound
 from routstr.net.client_address import client_address
+from routstr.node import NODE, Node
 from routstr.storage import accounts, child_store, donations, history_store
 
 PAGE_DEFAULT, PAGE_MAX = 50, 200

@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from routstr.api.info import json_response
-from routstr.api.state import NODE, Node
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.core import budgets
 from routstr.core.errors import Forbidden, InsufficientBalance, InvalidRequest, NotFound
 from routstr.core.keys import SK_PREFIX, key_hash, new_sk_key
 from routstr.net.client_address import client_address
+from routstr.node import NODE, Node
 from routstr.storage import child_store
 from routstr.storage.accounts import now_ms
 

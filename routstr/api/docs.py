@@ -7,8 +7,8 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
-from routstr.api.info import json_response
 from routstr.api.openapi import openapi_document
+from routstr.api.responses import json_response
 
 STATIC = Path(__file__).parent / "static"
 

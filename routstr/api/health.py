@@ -14,8 +14,8 @@ import time
 from aiohttp import web
 from sqlalchemy import text
 
-from routstr.api.info import json_response
-from routstr.api.state import NODE
+from routstr.api.responses import json_response
+from routstr.node import NODE
 
 
 async def health(request: web.Request) -> web.Response:

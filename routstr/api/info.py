@@ -5,18 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from routstr import __version__
-from routstr.api.state import NODE, Node
+from routstr.api.responses import json_response
 from routstr.core.errors import ServiceUnavailable
 from routstr.core.money import MSAT_PER_BTC, ceil_div
 from routstr.core.pricing import MTOK, ModelPrice
-
-
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+from routstr.node import NODE, Node
 
 
 async def info(request: web.Request) -> web.Response:

@@ -13,13 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from routstr.api.balance import token_key_alias
-from routstr.api.info import json_response
-from routstr.api.state import NODE
+from routstr.api.responses import json_response
 from routstr.billing.auth import missing_key
 from routstr.billing.body import read_json_body
 from routstr.core.errors import AuthenticationFailed, InvalidRequest
 from routstr.core.keys import bearer_kind
 from routstr.net.client_address import client_address
+from routstr.node import NODE
 from routstr.storage import child_store, invoice_store
 from routstr.wallet.lightning_in import InvoiceStatus, check_request
 

@@ -1,4 +1,4 @@
-"""LLM endpoints: each one is the payment pipeline plus its adapter."""
+"""LLM endpoints: each one is the payment pipeline plus its client's dialect (``routstr.dialects``)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,25 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from routstr.api.info import json_response
 from routstr.api.middleware import LEDGER_REF, REQUEST_ID
-from routstr.api.state import NODE
-from routstr.billing.adapter import EndpointAdapter
-from routstr.billing.adapters.audio import AudioTranscriptions
-from routstr.billing.adapters.chat import ChatCompletions
-from routstr.billing.adapters.completions import Completions
-from routstr.billing.adapters.embeddings import Embeddings
-from routstr.billing.adapters.images import ImageGenerations
-from routstr.billing.adapters.messages import AnthropicMessages
-from routstr.billing.adapters.responses import Responses
+from routstr.api.responses import json_response
 from routstr.billing.body import read_json_body
 from routstr.core.usage import estimate_tokens
+from routstr.dialects import anthropic, openai_chat, openai_media, openai_responses
+from routstr.dialects.sides import ClientSide
 from routstr.net.client_address import client_address
+from routstr.node import NODE
 
-ROUTES: dict[str, EndpointAdapter] = {
-    "/v1/chat/completions": ChatCompletions(),
-    "/v1/completions": Completions(),
-    "/v1/embeddings": Embeddings(),
-    "/v1/responses": Responses(),
-    "/v1/images/generations": ImageGenerations(),
-    "/v1/audio/transcriptions": AudioTranscriptions(),
-    "/v1/messages": (_MESSAGES := AnthropicMessages()),
+ROUTES: dict[str, ClientSide] = {
+    "/v1/chat/completions": openai_chat.CHAT_CLIENT,
+    "/v1/completions": openai_chat.COMPLETIONS_CLIENT,
+    "/v1/embeddings": openai_media.EMBEDDINGS_CLIENT,
+    "/v1/responses": openai_responses.CLIENT,
+    "/v1/images/generations": openai_media.IMAGES_CLIENT,
+    "/v1/audio/transcriptions": openai_media.TRANSCRIPTIONS_CLIENT,
+    "/v1/messages": anthropic.CLIENT,
     # Claude Code appends /v1/messages to ANTHROPIC_BASE_URL, which users set to <node>/v1
-    "/v1/v1/messages": _MESSAGES,
+    "/v1/v1/messages": anthropic.CLIENT,
 }
 
 
@@ -39,11 +33,9 @@ def _client(request: web.Request) -> str | None:
     return client_address(request, request.app[NODE].settings.trusted_proxies)
 
 
-def _handler(adapter: EndpointAdapter) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _handler(client: ClientSide) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await request.app[NODE].pipeline.run(
-            request, adapter, request[REQUEST_ID], request[LEDGER_REF]
-        )
+        return await request.app[NODE].pipeline.run(request, client, request[REQUEST_ID], request[LEDGER_REF])
 
     return handle
 
@@ -54,7 +46,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     node = request.app[NODE]
     await node.auth.key_id(node.auth.require_bearer(request.headers), _client(request))
     raw, body = await read_json_body(request, node.settings.max_body_bytes)
-    facts = _MESSAGES.inspect({"max_tokens": 1, **body}, len(raw))
+    facts = anthropic.CLIENT.inspect({"max_tokens": 1, **body}, len(raw))
     return json_response({"input_tokens": estimate_tokens(facts.prompt_text_bytes)})
 
 
@@ -67,8 +59,8 @@ def without_v1(path: str) -> str | None:
 
 
 def add_routes(app: web.Application) -> None:
-    for path, adapter in ROUTES.items():
-        handler = _handler(adapter)
+    for path, client in ROUTES.items():
+        handler = _handler(client)
         for p in (path, without_v1(path)):
             if p is not None:
                 app.router.add_post(p, handler)

@@ -12,11 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from routstr import __version__
 from routstr.api.admin import require_admin
-from routstr.api.state import NODE, Node
 from routstr.config import Settings
 from routstr.metrics.books_cache import BooksCache
 from routstr.metrics.collector import Readings, render
 from routstr.metrics.counters import METRICS
+from routstr.node import NODE, Node
 
 log = logging.getLogger(__name__)
 

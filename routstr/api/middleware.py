@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from routstr.api.responses import ROUTSTR_REQUEST_ID, error_response
 from routstr.core.errors import ApiError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
 from routstr.core.ids import time_ordered_id
 from routstr.logs import CLIENT_IP, client_ips
@@ -36,17 +37,6 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 # The node's own id for the request's ledger entries: X-Request-ID is the client's and may repeat.
 LEDGER_REF: web.RequestKey[str] = web.RequestKey("ledger_ref", str)
 _REQUEST_ID_MAX = 128
-# the same id under the name Routstr's clients read (the reference node's header)
-ROUTSTR_REQUEST_ID = "x-routstr-request-id"
-
-
-def error_response(err: ApiError, request_id: str | None = None) -> web.Response:
-    headers = dict(err.headers)
-    if request_id:
-        headers["X-Request-ID"] = headers[ROUTSTR_REQUEST_ID] = request_id
-    return web.Response(
-        status=err.status, body=orjson.dumps(err.envelope()), content_type="application/json", headers=headers
-    )
 
 
 def _http_error(e: web.HTTPException) -> ApiError:

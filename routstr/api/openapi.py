@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from routstr import __version__
-from routstr.api import openapi_admin, openapi_balance, openapi_child_keys, openapi_lightning
+from routstr.api import (
+    openapi_admin,
+    openapi_balance,
+    openapi_child_keys,
+    openapi_lightning,
+    openapi_webhooks,
+)
 
 _ERROR = {
     "type": "object",
@@ -198,66 +204,6 @@ _WITHOUT_V1 = (
     "/v1/images/generations",
 )
 
-_WEBHOOK = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "example": "wh_3f9a…"},
-        "url": {"type": "string"},
-        "events": {"type": "array", "items": {"type": "string", "enum": ["balance.low", "key.expired"]}},
-        "low_balance_msat": {"type": "integer", "nullable": True, "description": "balance.low threshold"},
-        "created_at": {"type": "integer", "description": "unix seconds"},
-    },
-}
-
-
-def _webhook_paths() -> dict[str, Any]:
-    """Webhooks of the caller's key; deliveries carry ``X-Webhook-Signature: sha256=<HMAC of the body>``."""
-    body = {
-        "type": "object",
-        "required": ["url", "events", "secret"],
-        "properties": {
-            "url": {"type": "string", "description": "https; public addresses only"},
-            "events": {"type": "array", "items": {"type": "string", "enum": ["balance.low", "key.expired"]}},
-            "secret": {"type": "string", "minLength": 8, "maxLength": 256, "description": "signs deliveries"},
-            "low_balance_sats": {"type": "integer", "description": "balance.low threshold (default 1000)"},
-            "low_balance_msat": {"type": "integer", "description": "the same in msat (one or the other)"},
-        },
-    }
-    return {
-        "/v1/webhooks": {
-            "post": {
-                "tags": ["Webhooks"],
-                "summary": "Register a webhook for the key (the secret is never returned)",
-                "security": _SECURED,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                "responses": {"201": _json("The webhook", _WEBHOOK), **_errors(400, 401)},
-            },
-            "get": {
-                "tags": ["Webhooks"],
-                "summary": "The key's webhooks",
-                "security": _SECURED,
-                "responses": {
-                    "200": _json(
-                        "Webhooks",
-                        {"type": "object", "properties": {"data": {"type": "array", "items": _WEBHOOK}}},
-                    ),
-                    **_errors(401),
-                },
-            },
-        },
-        "/v1/webhooks/{webhook_id}": {
-            "delete": {
-                "tags": ["Webhooks"],
-                "summary": "Delete one of the key's webhooks (its pending deliveries too)",
-                "security": _SECURED,
-                "parameters": [
-                    {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"204": {"description": "Deleted"}, **_errors(401, 404)},
-            }
-        },
-    }
-
 
 def openapi_document() -> dict[str, Any]:
     chat_body = {
@@ -389,7 +335,7 @@ def openapi_document() -> dict[str, Any]:
         },
         **openapi_balance.balance_paths(_BALANCE, _TOKEN_BODY),
         **openapi_child_keys.child_key_paths(),
-        **_webhook_paths(),
+        **openapi_webhooks.webhook_paths(),
         **openapi_lightning.lightning_paths(),
         **openapi_admin.admin_paths(),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routstr.api.catalogue_forms import MAX_PRICE
+from routstr.operator.forms import MAX_PRICE
 
 TAG = "admin"
 SECURITY_SCHEME = {

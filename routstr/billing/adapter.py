@@ -1,140 +1,62 @@
-"""What an endpoint family must tell the payment pipeline (one small adapter per family).
+"""Which dialects talk for one request: the client's side, the upstream's side and, when they differ,
+the translation between them, chosen by (client dialect, provider kind) from one table.
 
-The pipeline does the money; an adapter only knows its dialect: how big a request can get, how to
-cap and prepare it, where the usage is, and how to show the user what the request cost.
+The pipeline does the money; the two sides know their dialects (``routstr.dialects``): how big a
+request can get and how to cap it, where the usage is, how a stream ends, and how to show the user
+what the request cost. A client dialect with no entry for a provider's kind cannot be served there
+(e.g. chat completions on an Anthropic provider).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 
 from routstr.core.usage import Usage
+from routstr.dialects import anthropic, openai_chat, openai_media, openai_responses
+from routstr.dialects.anthropic_chat import TO_CHAT
+from routstr.dialects.sides import ClientSide, StreamTranslator, Translation, UpstreamSide
 
 
-@dataclass(slots=True)
-class RequestFacts:
-    model: str
-    stream: bool
-    prompt_bound_tokens: int  # an upper bound of the prompt's tokens
-    prompt_text_bytes: int  # for the documented estimate when no usage comes back
-    requested_max_output: int | None  # what the client asked for, if anything
-    wants_stream_usage: bool  # the client gets the final usage event (asked for it, or the dialect has it)
-    has_output: bool = True  # False for endpoints that generate no tokens (embeddings)
-    requests: int = 0  # > 0: priced per request only (e.g. images: one unit per image asked for)
-    # generations the output limit applies to each: ``n`` choices (× ``best_of`` × prompts for legacy
-    # completions); the reservation and the upstream's cap cover all of them
-    outputs: int = 1
-    images: int = 0  # image inputs: each is reserved at the node's per-image token bound
-    # the least output limit the upstream takes for this body (Anthropic's extended thinking: above
-    # a budget of at least 1024): a limit lowered to fit the balance stays at or above it
-    upstream_min_output: int = 1
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """The dialects of one request on one provider."""
 
-
-class EndpointAdapter(Protocol):
-    upstream_path: str
-    form_body: bool  # multipart/form-data (uploads) rather than JSON
-
-    def inspect(self, body: dict[str, Any], raw_len: int) -> RequestFacts:
-        """Validate the request (raise InvalidRequest) and say how big it can get."""
-        ...
-
-    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
-        """Cap the output (when the node, not the client, chose the limit)."""
-        ...
-
-    def prepare_stream(self, body: dict[str, Any]) -> bool:
-        """Ask the upstream to report usage at the end of a stream."""
-        ...
-
-    def usage(self, response: dict[str, Any]) -> Usage | None:
-        """The usage in a response or in a stream event, if any."""
-        ...
-
-    def may_carry_usage(self, data: bytes) -> bool:
-        """A cheap byte test: could this stream event hold usage? (Only those are parsed.)"""
-        ...
-
-    def event_text_bytes(self, event: dict[str, Any]) -> int:
-        """Bytes of text one stream event delivers, for the estimate."""
-        ...
-
-    def delivered_bytes(self, response: dict[str, Any]) -> int:
-        """Bytes of text a complete (non-streamed) response delivers, for the estimate."""
-        ...
-
-    def is_usage_only_event(self, event: dict[str, Any]) -> bool:
-        """The event that carries the final usage: held back and sent last, with the cost in it
-        (dropped if the client did not ask for usage)."""
-        ...
-
-    def attach_cost(self, obj: dict[str, Any], cost: dict[str, Any]) -> None:
-        """Put the cost object (``cost_object``) where the user sees it: ``usage.cost``."""
-        ...
+    client: ClientSide
+    upstream: UpstreamSide
+    translation: Translation | None = None  # None: the upstream's answers go to the client as they are
 
     def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
         """The request in the upstream's dialect (the same dict when no translation is needed)."""
-        ...
+        return body if self.translation is None else self.translation.to_upstream(body)
 
     def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
         """A complete answer in the client's dialect."""
-        ...
+        return obj if self.translation is None else self.translation.from_upstream(obj, usage)
 
     def stream_translator(self, model: str) -> StreamTranslator | None:
         """None when the upstream's events go to the client as they are."""
-        ...
-
-    def for_kind(self, kind: str) -> EndpointAdapter | None:
-        """The adapter that talks to a provider of this kind, or None if such a provider cannot serve
-        the endpoint (e.g. an Anthropic provider and chat completions)."""
-        ...
-
-    def merge_usage(self, earlier: Usage | None, later: Usage) -> Usage:
-        """Usage from a later stream event, combined with what earlier ones said."""
-        ...
-
-    def is_end_event(self, payload: bytes) -> bool:
-        """The stream's last event (``[DONE]``, ``message_stop``): sent after the usage and its cost."""
-        ...
-
-    def may_end_a_choice(self, payload: bytes) -> bool:
-        """A cheap byte test: does this event end a choice (OpenAI's ``finish_reason``)? When the client
-        did not ask for the usage-only event, the usage and cost ride on the last such event."""
-        ...
+        return None if self.translation is None else self.translation.stream(model)
 
 
-class StreamTranslator(Protocol):
-    def feed(self, events: bytes) -> bytes:
-        """Upstream events (whole ones) in, client events out."""
-        ...
+# (client side, provider kind, upstream side, translation): the one place that says which dialects
+# serve which endpoint on which kind of provider
+_SERVED_BY: tuple[tuple[ClientSide, str, UpstreamSide, Translation | None], ...] = (
+    (openai_chat.CHAT_CLIENT, "openai", openai_chat.CHAT_UPSTREAM, None),
+    (openai_chat.COMPLETIONS_CLIENT, "openai", openai_chat.COMPLETIONS_UPSTREAM, None),
+    (openai_responses.CLIENT, "openai", openai_responses.UPSTREAM, None),
+    (openai_media.EMBEDDINGS_CLIENT, "openai", openai_media.EMBEDDINGS_UPSTREAM, None),
+    (openai_media.IMAGES_CLIENT, "openai", openai_media.IMAGES_UPSTREAM, None),
+    (openai_media.TRANSCRIPTIONS_CLIENT, "openai", openai_media.TRANSCRIPTIONS_UPSTREAM, None),
+    # Anthropic clients (Claude Code): forwarded as they are to Anthropic providers, translated to
+    # chat completions for OpenAI-type ones
+    (anthropic.CLIENT, "anthropic", anthropic.UPSTREAM, None),
+    (anthropic.CLIENT, "openai", openai_chat.CHAT_UPSTREAM, TO_CHAT),
+)
+TABLE: dict[tuple[str, str], Adapter] = {(c.name, kind): Adapter(c, u, t) for c, kind, u, t in _SERVED_BY}
 
-    def finish(self, usage: Usage | None, cost: dict[str, Any]) -> bytes:
-        """The client's closing events, carrying the usage and the cost."""
-        ...
 
-
-class PassThrough:
-    """The hooks of an adapter whose client and upstream speak the same (OpenAI) dialect."""
-
-    form_body = False
-
-    def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
-        return body
-
-    def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
-        return obj
-
-    def stream_translator(self, model: str) -> StreamTranslator | None:
-        return None
-
-    def for_kind(self, kind: str) -> EndpointAdapter | None:
-        return cast("EndpointAdapter", self) if kind == "openai" else None
-
-    def merge_usage(self, earlier: Usage | None, later: Usage) -> Usage:
-        return later
-
-    def is_end_event(self, payload: bytes) -> bool:
-        return payload == b"[DONE]"
-
-    def may_end_a_choice(self, payload: bytes) -> bool:
-        return False
+def adapter_for(client: ClientSide, kind: str) -> Adapter | None:
+    """The adapter for a request in ``client``'s dialect on a provider of this kind, or None if such a
+    provider cannot serve it."""
+    return TABLE.get((client.name, kind))

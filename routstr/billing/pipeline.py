@@ -1,6 +1,7 @@
 """The one payment pipeline: authenticate → quote → reserve → forward → meter → settle.
 
-Every billed endpoint runs through ``Pipeline.run`` with a small adapter for its dialect. Money
+Every billed endpoint runs through ``Pipeline.run`` with its client's dialect; the adapter of each
+provider (the dialects on both sides, see ``billing/adapter.py``) is chosen by its kind. Money
 moves in exactly two transactions per request: the reservation (one conditional UPDATE that
 cannot overdraw) and the settlement (charge what the usage says, release the rest). A failed
 upstream call settles at zero; a client that goes away mid-stream is billed for what was delivered
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from routstr.billing.adapter import EndpointAdapter, RequestFacts
+from routstr.billing.adapter import Adapter, adapter_for
 from routstr.billing.auth import Authenticator, missing_key
 from routstr.billing.body import read_form_body, read_json_body
 from routstr.billing.fitting import fitted_output, least_output, lowered_header
@@ -32,10 +33,11 @@ from routstr.core.errors import (
 )
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage
+from routstr.dialects.sides import ClientSide, RequestFacts
 from routstr.limits import Decision, LimitPolicy, Limits, MemoryLimiter, RateLimiter
 from routstr.limits.by_address import XCASHU_SPACE, address_group, admit
 from routstr.metrics.counters import NodeMetrics, unreachable_kind
-from routstr.metrics.trace import TRACE, Trace, endpoint_name
+from routstr.metrics.trace import TRACE, Trace
 from routstr.net.client_address import Network, client_address
 from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
@@ -91,24 +93,24 @@ class Pipeline:
         self.relay = Relay(self._settle, xcashu, self.metrics)
 
     async def run(
-        self, request: web.Request, adapter: EndpointAdapter, request_id: str, ref: str
+        self, request: web.Request, client: ClientSide, request_id: str, ref: str
     ) -> web.StreamResponse:
         trace = request.get(TRACE) or Trace()
-        trace.endpoint = endpoint_name(adapter)
+        trace.endpoint = client.name
         token = xcashu_value(request.headers)
         bearer = None if token else self.auth.bearer(request.headers)  # X-Cashu, if sent, pays
-        if adapter.form_body:
+        if client.form_body:
             size, body = await read_form_body(request, self.max_body)
         else:
             raw, body = await read_json_body(request, self.max_body)
             size = len(raw)
-        facts = adapter.inspect(body, size)
+        facts = client.inspect(body, size)
         facts.model = self.catalogue.resolve(facts.model)  # a wildcard alias: served and billed as its target
         # an image's tokens are not bounded by its bytes (a URL is a few): each counts at the bound
         facts.prompt_bound_tokens += facts.images * self.catalogue.image_input_tokens
         base = self.catalogue.price(facts.model)
         candidates = route(
-            self.providers, facts.model, self.aliases, lambda p: adapter.for_kind(p.spec.kind) is not None
+            self.providers, facts.model, self.aliases, lambda p: adapter_for(client, p.spec.kind) is not None
         )
         if not candidates:  # a 404, never a 5xx: SDKs retry those, and no retry can help here
             raise NotFound(
@@ -144,13 +146,13 @@ class Pipeline:
         held: Held | None = None
         self.in_flight += 1
         try:
-            held = await self._reserve(key_id, ref, request_id, price, facts, body, adapter, trace, shot)
+            held = await self._reserve(key_id, ref, request_id, price, facts, body, client, trace, shot)
             if shot is not None and facts.stream:  # change beyond the reservation, made while upstream works
                 self.xcashu.start_early(shot)
             try:
                 if decision is not None:  # X-RateLimit-*, beside X-Routstr-Max-Tokens-Lowered
                     held.rate_headers = {**(held.rate_headers or {}), **decision.headers()}
-                resp = await self._forward(request, adapter, body, held, candidates, base)
+                resp = await self._forward(request, client, body, held, candidates, base)
             finally:
                 if not held.settled:  # an error on our side: the user is not charged for it
                     await self._settle(held, None, 0)
@@ -187,45 +189,46 @@ class Pipeline:
     async def _forward(
         self,
         request: web.Request,
-        adapter: EndpointAdapter,
+        client: ClientSide,
         body: dict[str, Any],
         held: Held,
         candidates: list[tuple[Provider, str]],
         base: ModelPrice,
     ) -> web.StreamResponse:
-        resp, speaker = await self._first_answer(request, adapter, body, held, candidates, base)
+        resp, adapter = await self._first_answer(request, client, body, held, candidates, base)
         try:
             if held.facts.stream and resp.content_type == "text/event-stream":
-                return await self.relay.stream(request, resp, held, speaker)
-            return await self.relay.json(resp, held, speaker)
+                return await self.relay.stream(request, resp, held, adapter)
+            return await self.relay.json(resp, held, adapter)
         finally:
             resp.release()
 
     async def _first_answer(
         self,
         request: web.Request,
-        adapter: EndpointAdapter,
+        client: ClientSide,
         body: dict[str, Any],
         held: Held,
         candidates: list[tuple[Provider, str]],
         base: ModelPrice,
-    ) -> tuple[aiohttp.ClientResponse, EndpointAdapter]:
+    ) -> tuple[aiohttp.ClientResponse, Adapter]:
         """Try the providers in order until one answers; retryable failures move on, a 4xx the request
         caused does not. The request is then priced at the provider that answered, and read by the
         adapter for that provider's kind (e.g. Anthropic native or translated)."""
         error: ApiError | None = None
         trace = held.trace
         for provider, model in candidates:
-            speaker = adapter.for_kind(provider.spec.kind)
-            assert speaker is not None  # filtered by run()
-            payload = speaker.to_upstream(body if body.get("model") == model else {**body, "model": model})
+            adapter = adapter_for(client, provider.spec.kind)
+            assert adapter is not None  # filtered by run()
+            upstream = adapter.upstream
+            payload = adapter.to_upstream(body if body.get("model") == model else {**body, "model": model})
             if held.facts.stream:
-                speaker.prepare_stream(payload)
+                upstream.prepare_stream(payload)
             provider.breaker.attempt(model)
             sent = perf_counter()
             try:
                 resp = await provider.client.post(
-                    speaker.upstream_path, payload, request.headers, form=speaker.form_body
+                    upstream.path, payload, request.headers, form=upstream.form_body
                 )
             except UpstreamError as e:  # no connection, or no answer in time
                 trace.upstream_s += perf_counter() - sent
@@ -239,7 +242,7 @@ class Pipeline:
                 provider.breaker.success(model)
                 held.price = provider.price(base)
                 held.provider = provider.spec.name
-                return resp, speaker
+                return resp, adapter
             raw_err = await resp.read()
             trace.upstream_s += perf_counter() - sent
             resp.release()
@@ -262,7 +265,7 @@ class Pipeline:
         price: ModelPrice,
         facts: RequestFacts,
         body: dict[str, Any],
-        adapter: EndpointAdapter,
+        client: ClientSide,
         trace: Trace,
         shot: OneShot | None,
     ) -> Held:
@@ -297,7 +300,7 @@ class Pipeline:
             if again is not None:
                 raise _short(again, amount, shot)
         if capped and max_out != facts.requested_max_output:
-            adapter.set_max_output(body, max_out)
+            client.set_max_output(body, max_out)
         held = Held(key_id, ref, request_id, amount, price, facts, trace, shot=shot)
         if capped and facts.requested_max_output and max_out < facts.requested_max_output:
             held.rate_headers = lowered_header(facts.requested_max_output, max_out)

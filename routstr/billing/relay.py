@@ -18,14 +18,15 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from routstr.billing.adapter import EndpointAdapter, RequestFacts
-from routstr.billing.adapters.common import cost_object, put_cost
+from routstr.billing.adapter import Adapter
 from routstr.billing.stream import SseMeter, with_usage
 from routstr.billing.xcashu import OneShot, XCashu
 from routstr.core import failpoints
 from routstr.core.errors import UpstreamError
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage, estimate_usage
+from routstr.dialects.cost import cost_object, put_cost
+from routstr.dialects.sides import RequestFacts
 from routstr.metrics.counters import NodeMetrics
 from routstr.metrics.trace import Trace
 
@@ -105,9 +106,7 @@ class Relay:
         await self.xcashu.close(held.shot)
         return {**obj, **held.shot.cost_fields()}
 
-    async def json(
-        self, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
-    ) -> web.StreamResponse:
+    async def json(self, resp: aiohttp.ClientResponse, held: Held, adapter: Adapter) -> web.StreamResponse:
         failpoints.hit("pipeline.before_settle")  # reserved and forwarded, not settled
         reading = perf_counter()
         try:
@@ -120,13 +119,14 @@ class Relay:
             self.metrics.upstream_error(held.provider, "invalid_answer")
             await self.settle(held, None, 0)
             raise UpstreamError(f"The upstream's answer was unusable: {type(e).__name__}") from None
-        usage = adapter.usage(obj) or estimate(held, adapter.delivered_bytes(obj))
-        if getattr(adapter, "units_as_reserved", False):  # e.g. audio minutes, read from the upload
+        upstream = adapter.upstream
+        usage = upstream.usage(obj) or estimate(held, upstream.delivered_bytes(obj))
+        if upstream.units_as_reserved:  # e.g. audio minutes, read from the upload
             usage = replace(usage, requests=held.facts.requests)
         cost = charge_for(held, usage)
         await self.settle(held, usage, cost)
         obj = adapter.from_upstream(obj, usage)
-        adapter.attach_cost(obj, await self.cost_object(held, cost))
+        adapter.client.attach_cost(obj, await self.cost_object(held, cost))
         headers = {COST_HEADER: str(cost), "X-Request-ID": held.request_id}
         if held.rate_headers:
             headers.update(held.rate_headers)
@@ -135,7 +135,7 @@ class Relay:
         return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
 
     async def stream(
-        self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: EndpointAdapter
+        self, request: web.Request, resp: aiohttp.ClientResponse, held: Held, adapter: Adapter
     ) -> web.StreamResponse:
         headers = {
             "Content-Type": "text/event-stream",
@@ -149,7 +149,7 @@ class Relay:
             first = asyncio.ensure_future(resp.content.readany())
             headers.update(await self._early_change(held, first))
         out = web.StreamResponse(headers=headers)
-        meter = SseMeter(adapter, hold_finish=not held.facts.wants_stream_usage)
+        meter = SseMeter(adapter.upstream, hold_finish=not held.facts.wants_stream_usage)
         translator = adapter.stream_translator(held.facts.model)
         client_gone = False
         last = b""  # the upstream's final events, sent in one write with ours
@@ -197,7 +197,7 @@ class Relay:
             pass
         return out
 
-    async def _closing_usage(self, held: Held, meter: SseMeter, adapter: EndpointAdapter, cost: int) -> bytes:
+    async def _closing_usage(self, held: Held, meter: SseMeter, adapter: Adapter, cost: int) -> bytes:
         """The usage and its cost (with any X-Cashu change), after the content: on the usage-only
         event when the client asked for it (or its dialect has one); otherwise on the last finish
         event, as OpenRouter reports it, never a ``choices: []`` chunk the client did not expect."""
@@ -206,10 +206,10 @@ class Relay:
             parsed = with_usage(finish, meter.usage_event)
             if parsed is not None:
                 prefix, obj = parsed
-                adapter.attach_cost(obj, await self.cost_object(held, cost))
+                adapter.client.attach_cost(obj, await self.cost_object(held, cost))
                 return prefix + b"data: " + orjson.dumps(obj) + b"\n\n"
         if meter.usage_event is not None and (held.facts.wants_stream_usage or (held.shot and not finish)):
-            adapter.attach_cost(meter.usage_event, await self.cost_object(held, cost))
+            adapter.client.attach_cost(meter.usage_event, await self.cost_object(held, cost))
             return finish + meter.usage_event_prefix + b"data: " + orjson.dumps(meter.usage_event) + b"\n\n"
         if held.shot is not None:  # nothing else carries the change: an event of its own
             change: dict[str, Any] = {"object": "x_cashu", "choices": []}

@@ -1,10 +1,11 @@
 """Metering a streamed (SSE) answer while passing it on as it arrives.
 
-Events go out untouched; only the few that can carry usage are parsed (a byte search finds them),
-so the cost per chunk is a split and a ``in``. The text delivered is counted only if it is needed,
-i.e. when no usage arrives (a cut stream) and the documented estimate applies, or once the events not
-yet counted pass ``UNCOUNTED_LIMIT``: the meter keeps counts and a bounded window, so a long stream's
-memory stays flat.
+Events go out untouched; only the few that can carry usage or end the stream are parsed (found by
+byte searches the upstream's dialect names: ``UpstreamSide.may_carry_usage`` and ``end_markers``), so
+the cost per chunk is a few ``in``. The text delivered is counted only if it is needed, i.e. when no
+usage arrives (a cut stream) and the documented estimate applies, or once the events not yet counted
+pass ``UNCOUNTED_LIMIT``: the meter keeps counts and a bounded window, so a long stream's memory stays
+flat.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from typing import Any
 
 import orjson
 
-from routstr.billing.adapter import EndpointAdapter
 from routstr.core.usage import Usage
+from routstr.dialects.sides import UpstreamSide
 
-DONE = b"data: [DONE]\n\n"
 UNCOUNTED_LIMIT = 64 * 1024  # bytes of forwarded events kept before their text is counted and they go
 
 
 class SseMeter:
-    def __init__(self, adapter: EndpointAdapter, hold_finish: bool = False) -> None:
-        self.adapter = adapter
+    """Meters one stream in the upstream's dialect (its usage, its end event, its text)."""
+
+    def __init__(self, upstream: UpstreamSide, hold_finish: bool = False) -> None:
+        self.upstream = upstream
+        self.end_markers = upstream.end_markers
         # hold the last event that ends a choice until the next event (or the end), so that the usage
         # can ride on it for a client that did not ask for the usage-only event
         self.hold_finish = hold_finish
@@ -32,7 +35,7 @@ class SseMeter:
         self.usage_event_prefix = b""  # its lines before ``data:`` (e.g. ``event: response.completed``)
         self.done = False  # the stream's end event arrived
         self.final = False  # the usage-only event arrived: ``usage`` is complete, not a lower bound
-        self.end_event = DONE  # the stream's last event, sent after the usage
+        self.end_event = b""  # the stream's last event (when ``done``), sent after the usage
         self._buf = b""
         self._uncounted: list[bytes] = []  # forwarded events whose text is not counted yet
         self._uncounted_bytes = 0
@@ -40,17 +43,20 @@ class SseMeter:
 
     def feed(self, chunk: bytes) -> bytes:
         """Take a chunk from the upstream; return what to send to the client now."""
+        upstream = self.upstream
         if (
             not self._buf
             and chunk.endswith(b"\n\n")
             and b"\r" not in chunk
-            and b"[DONE]" not in chunk
-            and b"message_stop" not in chunk
-            and not self.adapter.may_carry_usage(chunk)
-            and not (self.hold_finish and (self.finish_event or self.adapter.may_end_a_choice(chunk)))
+            and not upstream.may_carry_usage(chunk)
+            and not (self.hold_finish and (self.finish_event or upstream.may_end_a_choice(chunk)))
         ):
-            self._keep(chunk)  # whole events, none with usage: pass on as they are (the common case)
-            return chunk
+            for marker in self.end_markers:
+                if marker in chunk:
+                    break
+            else:
+                self._keep(chunk)  # whole events, none with usage nor the end: pass on as they are
+                return chunk
         data = self._buf + chunk
         if b"\r" in data:  # CRLF line ends (a CR may end one chunk and its LF start the next)
             data = data.replace(b"\r\n", b"\n")
@@ -62,14 +68,14 @@ class SseMeter:
                 continue
             prefix, payload = _split_event(ev)
             if payload is not None:
-                if self.adapter.is_end_event(payload):
+                if upstream.is_end_event(payload):
                     self.done = True
                     self.end_event = ev + b"\n\n"
                     continue
-                if self.adapter.may_carry_usage(payload) and self._take_usage(payload):
+                if upstream.may_carry_usage(payload) and self._take_usage(payload):
                     self.usage_event_prefix = prefix
                     continue
-                if self.hold_finish and self.adapter.may_end_a_choice(payload):
+                if self.hold_finish and upstream.may_end_a_choice(payload):
                     self._release_finish(out)
                     self.finish_event = ev + b"\n\n"
                     continue
@@ -104,11 +110,11 @@ class SseMeter:
         obj = _json_object(data)
         if obj is None:
             return False
-        u = self.adapter.usage(obj)
+        u = self.upstream.usage(obj)
         if u is None:
             return False
-        self.usage = self.adapter.merge_usage(self.usage, u)
-        if self.adapter.is_usage_only_event(obj):
+        self.usage = self.upstream.merge_usage(self.usage, u)
+        if self.upstream.is_usage_only_event(obj):
             self.usage_event = obj
             self.final = True
             return True
@@ -127,7 +133,7 @@ class SseMeter:
             _, payload = _split_event(ev)
             obj = _json_object(payload) if payload is not None else None
             if obj is not None:
-                n += self.adapter.event_text_bytes(obj)
+                n += self.upstream.event_text_bytes(obj)
         return n
 
 

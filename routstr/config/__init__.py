@@ -14,10 +14,10 @@ from routstr.config.settings import (
     DEFAULTS,
     NO_PROVIDER,
     WORKER_ENV,
-    ConfigError,
     Settings,
     normalise_database_url,
 )
+from routstr.core.errors import ConfigError
 
 __all__ = [
     "DEFAULTS",

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from urllib.parse import urlparse
 
-from routstr.config.settings import ConfigError
+from routstr.core.errors import ConfigError
 from routstr.discovery.keys import NostrKeyError, parse_secret_key
 from routstr.net.outbound import private_hosts
 

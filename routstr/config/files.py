@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from routstr.config.env import http_url
-from routstr.config.settings import ConfigError
+from routstr.core.errors import ConfigError
 from routstr.core.pricing import PriceBook
 from routstr.upstream.aliases import alias_problem
 from routstr.upstream.spec import ProviderSpec

@@ -13,7 +13,8 @@ from dotenv import dotenv_values
 
 from routstr.config import env as read
 from routstr.config.files import load_price_book, load_providers
-from routstr.config.settings import DEFAULTS, WORKER_ENV, ConfigError, Settings, normalise_database_url
+from routstr.config.settings import DEFAULTS, WORKER_ENV, Settings, normalise_database_url
+from routstr.core.errors import ConfigError
 from routstr.core.pricing import PriceBook
 from routstr.rates.sources import sources_from_env
 from routstr.upstream.spec import ProviderSpec

@@ -4,7 +4,7 @@ A default is written as the field's default here, except a value owned by a pack
 imports (the price sources, the breaker's and the catalogue's numbers, the rate limits, the pool size):
 such a package cannot import config, so the field names its constant. ``load_settings`` falls back on
 ``DEFAULTS``, never on a literal; components are given their values when the node is built
-(``routstr.app``) and otherwise take them from ``DEFAULTS`` or have no default.
+(``routstr.node``) and otherwise take them from ``DEFAULTS`` or have no default.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network
 
+from routstr.core.errors import ConfigError
 from routstr.core.pricing import PriceBook
 from routstr.limits.rules import DEFAULT_LIMITS
 from routstr.rates.sources import DEFAULT_SOURCES, Source
@@ -20,11 +21,6 @@ from routstr.storage.db import POOL_SIZE
 from routstr.upstream.breaker import COOLDOWN_S, FAILURES_TO_OPEN
 from routstr.upstream.catalogue import IMAGE_INPUT_TOKENS, MIN_FITTED_OUTPUT
 from routstr.upstream.spec import ProviderSpec
-
-
-class ConfigError(Exception):
-    """A configuration mistake, worded as what the operator should change."""
-
 
 # Without a provider in the environment or a file, the node starts only on providers stored in its
 # database (routstr providers add, or the admin API); `routstr serve` checks before it starts.
@@ -143,5 +139,5 @@ class Settings:
         return self.cashu_mints[0]
 
 
-# Every default, for the loader and for components built outside ``routstr.app`` (tests, commands).
+# Every default, for the loader and for components built outside ``routstr.node`` (tests, commands).
 DEFAULTS = Settings(providers=())

@@ -95,3 +95,9 @@ class UpstreamError(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, type, code = 503, "service_unavailable", "service_unavailable"
+
+
+class ConfigError(Exception):
+    """A configuration mistake, worded as what the operator should change. Not an API error: it stops
+    start-up or a command. Here, not in ``routstr.config``, because a component that finds such a
+    mistake (``storage/node_secret.py``) must not import config, which imports the components."""

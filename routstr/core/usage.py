@@ -16,7 +16,9 @@ BYTES_PER_TOKEN_ESTIMATE = 4
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens of one request, whatever the dialect it was reported in (see ``usage_dialects``).
+    """Tokens of one request, whatever the dialect it was reported in: the canonical usage, which each
+    dialect module converts its own reports to (``routstr.dialects.*.to_usage``) and, when it must
+    report it itself, from (``dialects.anthropic.from_usage``).
 
     ``prompt_tokens`` counts every input token, including those read from or written to a prompt
     cache (which ``cached_tokens`` and ``cache_write_tokens`` break out, to be priced apart);

@@ -1,4 +1,6 @@
-"""Anthropic Messages ⇄ OpenAI chat completions, for Anthropic clients on OpenAI-type upstreams.
+"""Anthropic Messages ⇄ OpenAI chat completions, for Anthropic clients on OpenAI-type upstreams: the
+translation between the client side of ``dialects/anthropic.py`` and the upstream side of
+``dialects/openai_chat.py`` (``TO_CHAT``).
 
 Text, images, tools (tool_use / tool_result) and streams are translated; parts with no counterpart
 (e.g. thinking blocks sent back by a client) are dropped from the request.
@@ -11,6 +13,7 @@ from typing import Any
 import orjson
 
 from routstr.core.usage import Usage
+from routstr.dialects.anthropic import from_usage
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -126,17 +129,6 @@ def request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def anthropic_usage(u: Usage | None) -> dict[str, int]:
-    if u is None:
-        return {"input_tokens": 0, "output_tokens": 0}
-    return {
-        "input_tokens": max(u.prompt_tokens - u.cached_tokens - u.cache_write_tokens, 0),
-        "output_tokens": u.completion_tokens,
-        "cache_read_input_tokens": u.cached_tokens,
-        "cache_creation_input_tokens": u.cache_write_tokens,
-    }
-
-
 def _tool_input(arguments: Any) -> Any:
     try:
         parsed = orjson.loads(arguments) if isinstance(arguments, str) and arguments else {}
@@ -171,7 +163,7 @@ def message_from_chat(obj: dict[str, Any], model: str, usage: Usage | None) -> d
         "content": content,
         "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
         "stop_sequence": None,
-        "usage": anthropic_usage(usage),
+        "usage": from_usage(usage),
     }
 
 
@@ -270,7 +262,7 @@ class StreamToAnthropic:
     def finish(self, usage: Usage | None, cost: dict[str, Any]) -> bytes:
         """The closing events: the last block's stop, the usage (with the cost), message_stop."""
         out = self._start({}) + self._close()
-        u: dict[str, Any] = {**anthropic_usage(usage), "cost": cost, "cost_sats": cost.get("sats")}
+        u: dict[str, Any] = {**from_usage(usage), "cost": cost, "cost_sats": cost.get("sats")}
         out.append(
             sse(
                 "message_delta",
@@ -279,3 +271,19 @@ class StreamToAnthropic:
         )
         out.append(sse("message_stop", {}))
         return b"".join(out)
+
+
+class AnthropicViaChat:
+    """The translation the adapter table puts between an Anthropic client and a chat upstream."""
+
+    def to_upstream(self, body: dict[str, Any]) -> dict[str, Any]:
+        return request_to_chat(body)
+
+    def from_upstream(self, obj: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+        return message_from_chat(obj, str(obj.get("model", "")), usage)
+
+    def stream(self, model: str) -> StreamToAnthropic:
+        return StreamToAnthropic(model)
+
+
+TO_CHAT = AnthropicViaChat()

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -22,9 +22,6 @@ from routstr import __version__
 from routstr.discovery.announcement import KIND, Listing, build_event
 from routstr.discovery.keys import NostrKey
 from routstr.discovery.relay import RelayError, publish, shown
-
-if TYPE_CHECKING:
-    from routstr.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +104,26 @@ class Publisher:
         log.info("nostr announcement (kind %d, id %s) stored on %s", KIND, event["id"], shown(url))
 
 
+class AnnouncedSettings(Protocol):
+    """What the announcement reads of the node's settings (``config.Settings`` has them): discovery
+    does not import config, which imports discovery (``NSEC``'s parser)."""
+
+    @property
+    def relays(self) -> tuple[str, ...]: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def http_url(self) -> str: ...
+    @property
+    def onion_url(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+
 def publisher_for(
-    settings: Settings, key: NostrKey, mints: tuple[str, ...], session: aiohttp.ClientSession
+    settings: AnnouncedSettings, key: NostrKey, mints: tuple[str, ...], session: aiohttp.ClientSession
 ) -> Publisher | None:
     """The node's publisher, or None when RELAYS is empty (then no connection is ever made)."""
     if not settings.relays:

@@ -6,9 +6,7 @@ endpoint and model. The overhead is the node's own time: everything but the wait
 
 from __future__ import annotations
 
-import re
 from time import perf_counter
-from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -34,13 +32,3 @@ class Trace:
 
 
 TRACE: web.RequestKey[Trace] = web.RequestKey("trace", Trace)
-
-_names: dict[type, str] = {}
-
-
-def endpoint_name(adapter: Any) -> str:
-    """``ChatCompletions`` -> ``chat_completions``: a fixed label per endpoint family."""
-    name = _names.get(type(adapter))
-    if name is None:
-        name = _names[type(adapter)] = re.sub(r"(?<!^)(?=[A-Z])", "_", type(adapter).__name__).lower()
-    return name

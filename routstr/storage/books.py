@@ -11,14 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from routstr.core.books import MintBooks
 from routstr.core.ledger import balances_from
 from routstr.core.money import UNIT_MSAT
+from routstr.core.swap_kinds import HELD, PAYOUT_KINDS, SwapKind, SwapState
 from routstr.storage.schema import api_keys, ledger, proofs, swaps
 
 
 async def books(conn: AsyncConnection) -> list[MintBooks]:
     figures: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    held = select(proofs.c.mint_url, proofs.c.unit, func.sum(proofs.c.amount)).where(
-        proofs.c.state.in_(("unspent", "reserved"))
-    )
+    held = select(proofs.c.mint_url, proofs.c.unit, func.sum(proofs.c.amount)).where(proofs.c.state.in_(HELD))
     for mint, unit, total in (await conn.execute(held.group_by(proofs.c.mint_url, proofs.c.unit))).all():
         figures[mint, unit]["wallet"] += int(total or 0)
     keys = select(
@@ -37,7 +36,7 @@ async def books(conn: AsyncConnection) -> list[MintBooks]:
             f["xcashu_change_msat"] += int(balance or 0)
     uncollected = (
         select(swaps.c.mint_url, swaps.c.unit, func.count(), func.sum(swaps.c.user_amount))
-        .where(swaps.c.kind == "refund", swaps.c.state == "done", swaps.c.collected.is_(False))
+        .where(swaps.c.kind == SwapKind.REFUND, swaps.c.state == SwapState.DONE, swaps.c.collected.is_(False))
         .group_by(swaps.c.mint_url, swaps.c.unit)
     )
     for mint, unit, n, amount in (await conn.execute(uncollected)).all():
@@ -45,12 +44,12 @@ async def books(conn: AsyncConnection) -> list[MintBooks]:
         figures[mint, unit]["uncollected_amount"] += int(amount or 0)
     pending = (
         select(swaps.c.mint_url, swaps.c.unit, swaps.c.kind, func.count(), func.sum(swaps.c.user_amount))
-        .where(swaps.c.state == "pending")
+        .where(swaps.c.state == SwapState.PENDING)
         .group_by(swaps.c.mint_url, swaps.c.unit, swaps.c.kind)
     )
     for mint, unit, kind, n, amount in (await conn.execute(pending)).all():
         figures[mint, unit]["pending_swaps"] += int(n)
-        if kind in ("refund", "melt"):  # money on its way to a user (token or Lightning payment)
+        if kind in PAYOUT_KINDS:  # money on its way to a user (token or Lightning payment)
             figures[mint, unit]["pending_refunds"] += int(amount or 0)
     names = [f.name for f in fields(MintBooks) if f.name not in ("mint_url", "unit")]
     return [
@@ -81,16 +80,14 @@ async def stale_operations(conn: AsyncConnection, older_than_ms: int) -> list[tu
     """Swaps (redeem, refund, convert, mint, melt) still pending since before ``older_than_ms``:
     (kind, id, mint)."""
     q = select(swaps.c.kind, swaps.c.id, swaps.c.mint_url).where(
-        swaps.c.state == "pending", swaps.c.created_at < older_than_ms
+        swaps.c.state == SwapState.PENDING, swaps.c.created_at < older_than_ms
     )
     return [(str(k), str(i), str(m)) for k, i, m in (await conn.execute(q)).all()]
 
 
 async def held_proofs(conn: AsyncConnection) -> list[tuple[str, str, str]]:
     """(mint, Y, state) of every proof the node counts as its own (unspent or reserved)."""
-    q = select(proofs.c.mint_url, proofs.c.Y, proofs.c.state).where(
-        proofs.c.state.in_(("unspent", "reserved"))
-    )
+    q = select(proofs.c.mint_url, proofs.c.Y, proofs.c.state).where(proofs.c.state.in_(HELD))
     return [(str(m), str(y), str(s)) for m, y, s in (await conn.execute(q)).all()]
 
 

@@ -20,11 +20,12 @@ import secrets
 import stat
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from routstr.config import ConfigError, Settings
+from routstr.core.errors import ConfigError
 from routstr.storage import accounts
 from routstr.storage.db import Database
 
@@ -40,7 +41,19 @@ class NodeSecretError(ConfigError):
     """The node secret cannot be had, or is not the one the database was set up with."""
 
 
-def node_secret_path(settings: Settings) -> Path | None:
+class SecretSettings(Protocol):
+    """What this module reads of the node's settings (``config.Settings`` has them): storage does not
+    import config, which imports storage for its defaults."""
+
+    @property
+    def secret_key(self) -> str: ...
+    @property
+    def secret_key_file(self) -> str: ...
+    @property
+    def database_url(self) -> str: ...
+
+
+def node_secret_path(settings: SecretSettings) -> Path | None:
     """Where the secret file is: SECRET_KEY_FILE, else beside the data; None for an in-memory SQLite
     database (nothing outlives the process, so nothing is written)."""
     if settings.secret_key_file:
@@ -62,7 +75,7 @@ def secret_check(secret: str) -> str:
     return derived.hex()
 
 
-async def load_node_secret(db: Database, settings: Settings) -> bytes:
+async def load_node_secret(db: Database, settings: SecretSettings) -> bytes:
     """The node secret (SECRET_KEY, or the secret file, created or migrated on first start),
     checked against the database. Raises ``NodeSecretError`` with what the operator should do."""
     if settings.secret_key:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from routstr.core.swap_kinds import SwapKind, SwapState
 from routstr.storage.accounts import now_ms
 from routstr.storage.schema import swaps
-from routstr.storage.wallet_store import _SWAP_COLS, DONE, SwapRow, _swap
+from routstr.storage.wallet_store import _SWAP_COLS, SwapRow, _swap
 
 # open refunds looked at per call: normally one at most (a new one waits for the last to be spent)
 OPEN_LIMIT = 10
@@ -24,8 +25,8 @@ async def open_refunds(conn: AsyncConnection, key_id: int) -> list[SwapRow]:
         select(*_SWAP_COLS)
         .where(
             swaps.c.key_id == key_id,
-            swaps.c.kind == "refund",
-            swaps.c.state == DONE,
+            swaps.c.kind == SwapKind.REFUND,
+            swaps.c.state == SwapState.DONE,
             swaps.c.spent_at.is_(None),
             swaps.c.result_token.is_not(None),
         )

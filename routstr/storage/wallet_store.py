@@ -15,19 +15,20 @@ from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.core.ids import PROCESS
+from routstr.core.swap_kinds import HELD, USER_TOKEN_KINDS, ProofState, SwapKind, SwapState
 from routstr.storage.accounts import now_ms
-from routstr.storage.schema import proofs, swaps
+from routstr.storage.schema import api_keys, ledger, proofs, swaps
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
-USER_INPUT_KINDS = ("redeem", "convert")  # swaps whose inputs are a user's token
+# the states under their old names (``SwapState`` is the name to use)
+PENDING, DONE, FAILED = SwapState.PENDING, SwapState.DONE, SwapState.FAILED
 EXACT_MAX_INPUTS = 6  # more inputs than this: split one proof instead (each input may carry a fee)
 
 
 @dataclass(frozen=True, slots=True)
 class SwapRow:
     id: str
-    kind: str
-    state: str
+    kind: SwapKind
+    state: SwapState
     mint_url: str
     unit: str
     key_id: int | None
@@ -66,8 +67,8 @@ _SWAP_COLS = (
 def _swap(row: Any) -> SwapRow:
     return SwapRow(
         id=row[0],
-        kind=row[1],
-        state=row[2],
+        kind=SwapKind(row[1]),
+        state=SwapState(row[2]),
         mint_url=row[3],
         unit=row[4],
         key_id=row[5],
@@ -88,7 +89,7 @@ async def insert_swap(
     conn: AsyncConnection,
     *,
     swap_id: str,
-    kind: str,
+    kind: SwapKind,
     mint_url: str,
     unit: str,
     key_id: int | None,
@@ -105,7 +106,7 @@ async def insert_swap(
         insert(swaps).values(
             id=swap_id,
             kind=kind,
-            state=PENDING,
+            state=SwapState.PENDING,
             mint_url=mint_url,
             unit=unit,
             key_id=key_id,
@@ -133,7 +134,7 @@ async def swap_by_token_hash(conn: AsyncConnection, token_hash: str) -> SwapRow 
 
 
 async def pending_swaps(conn: AsyncConnection, created_before_ms: int | None = None) -> list[SwapRow]:
-    q = select(*_SWAP_COLS).where(swaps.c.state == PENDING)
+    q = select(*_SWAP_COLS).where(swaps.c.state == SwapState.PENDING)
     if created_before_ms is not None:
         q = q.where(swaps.c.created_at < created_before_ms)
     return [_swap(r) for r in (await conn.execute(q)).all()]
@@ -142,7 +143,7 @@ async def pending_swaps(conn: AsyncConnection, created_before_ms: int | None = N
 async def finish_swap(
     conn: AsyncConnection,
     swap_id: str,
-    state: str,
+    state: SwapState,
     *,
     key_id: int | None = None,
     result_token: str | None = None,
@@ -154,13 +155,13 @@ async def finish_swap(
     A user's token's proofs (redeem, convert) are wiped as it ends: once spent their secrets are of
     no use to the node, and kept they would let a copy of the database name the token."""
     values: dict[str, Any] = {"state": state, "updated_at": now_ms(), "error": error, "collected": collected}
-    values["inputs"] = case((swaps.c.kind.in_(USER_INPUT_KINDS), "[]"), else_=swaps.c.inputs)
+    values["inputs"] = case((swaps.c.kind.in_(USER_TOKEN_KINDS), "[]"), else_=swaps.c.inputs)
     if key_id is not None:
         values["key_id"] = key_id
     if result_token is not None:
         values["result_token"] = result_token
     res = await conn.execute(
-        update(swaps).where(swaps.c.id == swap_id, swaps.c.state == PENDING).values(**values)
+        update(swaps).where(swaps.c.id == swap_id, swaps.c.state == SwapState.PENDING).values(**values)
     )
     return res.rowcount == 1
 
@@ -183,7 +184,7 @@ async def add_proofs(
                 "secret": p["secret"],
                 "C": p["C"],
                 "Y": p["Y"],
-                "state": "unspent",
+                "state": ProofState.UNSPENT,
                 "swap_id": swap_id,
                 "created_at": t,
             }
@@ -202,7 +203,7 @@ async def take_proofs(
     amount (one input, so the least NUT-02 fee); else the largest proofs until they cover it.
     """
     cols = (proofs.c.id, proofs.c.keyset_id, proofs.c.amount, proofs.c.secret, proofs.c.C)
-    mine = (proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == "unspent")
+    mine = (proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state == ProofState.UNSPENT)
 
     async def rows(*where: Any, order: Any, limit: int, offset: int = 0) -> list[Any]:
         q = select(*cols).where(*mine, *where).order_by(order).limit(limit).offset(offset)
@@ -235,8 +236,8 @@ async def take_proofs(
     ids = [r[0] for r in chosen]
     await conn.execute(
         update(proofs)
-        .where(proofs.c.id.in_(ids), proofs.c.state == "unspent")
-        .values(state="reserved", spent_by=swap_id)
+        .where(proofs.c.id.in_(ids), proofs.c.state == ProofState.UNSPENT)
+        .values(state=ProofState.RESERVED, spent_by=swap_id)
     )
     return [{"id": r[1], "amount": int(r[2]), "secret": r[3], "C": r[4]} for r in chosen]
 
@@ -244,10 +245,10 @@ async def take_proofs(
 async def settle_inputs(conn: AsyncConnection, swap_id: str, spent: bool) -> None:
     """After a swap: its reserved inputs become spent, or (if it never happened) unspent again."""
     if spent:
-        await conn.execute(update(proofs).where(proofs.c.spent_by == swap_id).values(state="spent"))
+        await conn.execute(update(proofs).where(proofs.c.spent_by == swap_id).values(state=ProofState.SPENT))
     else:
         await conn.execute(
-            update(proofs).where(proofs.c.spent_by == swap_id).values(state="unspent", spent_by=None)
+            update(proofs).where(proofs.c.spent_by == swap_id).values(state=ProofState.UNSPENT, spent_by=None)
         )
 
 
@@ -257,7 +258,7 @@ async def wallet_total(conn: AsyncConnection, mint_url: str, unit: str) -> int:
             select(func.coalesce(func.sum(proofs.c.amount), 0)).where(
                 proofs.c.mint_url == mint_url,
                 proofs.c.unit == unit,
-                proofs.c.state.in_(("unspent", "reserved")),
+                proofs.c.state.in_(HELD),
             )
         )
     ).first()
@@ -269,10 +270,13 @@ async def exposure_units(conn: AsyncConnection, mint_url: str, unit: str) -> int
     (recorded, not finished). One statement, so one snapshot: a redemption that finishes meanwhile is
     counted once, as proofs or as in flight, never neither."""
     held = select(func.coalesce(func.sum(proofs.c.amount), 0)).where(
-        proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state.in_(("unspent", "reserved"))
+        proofs.c.mint_url == mint_url, proofs.c.unit == unit, proofs.c.state.in_(HELD)
     )
     coming = select(func.coalesce(func.sum(swaps.c.user_amount), 0)).where(
-        swaps.c.kind == "redeem", swaps.c.state == PENDING, swaps.c.mint_url == mint_url, swaps.c.unit == unit
+        swaps.c.kind == SwapKind.REDEEM,
+        swaps.c.state == SwapState.PENDING,
+        swaps.c.mint_url == mint_url,
+        swaps.c.unit == unit,
     )
     row = (await conn.execute(select(held.scalar_subquery() + coming.scalar_subquery()))).first()
     return int(row[0]) if row else 0
@@ -293,18 +297,18 @@ async def abandon_redeem(conn: AsyncConnection, swap_id: str, *, forget: bool = 
     no proof came of it, no ledger row names it, recovery and the books read pending and done swaps
     only; a row per refusal would let anyone fill the table for free.
     """
-    from routstr.storage.schema import api_keys, ledger
-
     row = (await conn.execute(select(swaps.c.key_id).where(swaps.c.id == swap_id))).first()
     if forget:
         await conn.execute(
-            swaps.delete().where(swaps.c.id == swap_id, swaps.c.kind == "redeem", swaps.c.state == PENDING)
+            swaps.delete().where(
+                swaps.c.id == swap_id, swaps.c.kind == SwapKind.REDEEM, swaps.c.state == SwapState.PENDING
+            )
         )
     else:
         await conn.execute(
             update(swaps)
-            .where(swaps.c.id == swap_id, swaps.c.state == PENDING)
-            .values(state=FAILED, token_hash=None, key_id=None, inputs="[]", updated_at=now_ms())
+            .where(swaps.c.id == swap_id, swaps.c.state == SwapState.PENDING)
+            .values(state=SwapState.FAILED, token_hash=None, key_id=None, inputs="[]", updated_at=now_ms())
         )
     key_id = row[0] if row else None
     if key_id is None:
@@ -315,9 +319,11 @@ async def abandon_redeem(conn: AsyncConnection, swap_id: str, *, forget: bool = 
         await conn.execute(api_keys.delete().where(api_keys.c.id == key_id, api_keys.c.balance_msat == 0))
 
 
-async def refund_swaps(conn: AsyncConnection, key_id: int, state: str) -> list[SwapRow]:
-    q = select(*_SWAP_COLS).where(swaps.c.key_id == key_id, swaps.c.kind == "refund", swaps.c.state == state)
-    if state == DONE:
+async def refund_swaps(conn: AsyncConnection, key_id: int, state: SwapState) -> list[SwapRow]:
+    q = select(*_SWAP_COLS).where(
+        swaps.c.key_id == key_id, swaps.c.kind == SwapKind.REFUND, swaps.c.state == state
+    )
+    if state == SwapState.DONE:
         q = q.where(swaps.c.collected.is_(False))
     return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]
 
@@ -334,7 +340,7 @@ async def latest_refund(conn: AsyncConnection, key_id: int) -> SwapRow | None:
     """The key's most recent finished refund (its token may be handed out again: eCash is spent once)."""
     q = (
         select(*_SWAP_COLS)
-        .where(swaps.c.key_id == key_id, swaps.c.kind == "refund", swaps.c.state == DONE)
+        .where(swaps.c.key_id == key_id, swaps.c.kind == SwapKind.REFUND, swaps.c.state == SwapState.DONE)
         .order_by(swaps.c.created_at.desc(), swaps.c.id.desc())
         .limit(1)
     )
@@ -355,29 +361,31 @@ async def converted_since(conn: AsyncConnection, since_ms: int) -> int:
     row = (
         await conn.execute(
             select(func.coalesce(func.sum(swaps.c.user_amount), 0)).where(
-                swaps.c.kind == "convert", swaps.c.state != FAILED, swaps.c.created_at >= since_ms
+                swaps.c.kind == SwapKind.CONVERT,
+                swaps.c.state != SwapState.FAILED,
+                swaps.c.created_at >= since_ms,
             )
         )
     ).first()
     return int(row[0]) if row else 0
 
 
-async def uncollected_swaps(conn: AsyncConnection, kind: str) -> list[SwapRow]:
+async def uncollected_swaps(conn: AsyncConnection, kind: SwapKind) -> list[SwapRow]:
     """Finished swaps of ``kind`` whose token was never handed out (e.g. the process died first)."""
-    q = select(*_SWAP_COLS).where(swaps.c.kind == kind, swaps.c.state == DONE, swaps.c.collected.is_(False))
+    q = select(*_SWAP_COLS).where(
+        swaps.c.kind == kind, swaps.c.state == SwapState.DONE, swaps.c.collected.is_(False)
+    )
     return [_swap(r) for r in (await conn.execute(q.order_by(swaps.c.created_at))).all()]
 
 
 async def token_swaps(conn: AsyncConnection) -> list[SwapRow]:
     """Every swap a user's token is recorded by (redeem, convert), for re-keying their identities."""
-    q = select(*_SWAP_COLS).where(swaps.c.kind.in_(USER_INPUT_KINDS), swaps.c.token_hash.is_not(None))
+    q = select(*_SWAP_COLS).where(swaps.c.kind.in_(USER_TOKEN_KINDS), swaps.c.token_hash.is_not(None))
     return [_swap(r) for r in (await conn.execute(q)).all()]
 
 
 async def rekey_token(conn: AsyncConnection, swap_id: str, old_hash: str, new_hash: str) -> None:
     """A token's swap, and the token key it made (its hash is the token's identity), under a new hash."""
-    from routstr.storage.schema import api_keys
-
     await conn.execute(update(swaps).where(swaps.c.id == swap_id).values(token_hash=new_hash))
     await conn.execute(update(api_keys).where(api_keys.c.key_hash == old_hash).values(key_hash=new_hash))
 
@@ -386,7 +394,7 @@ async def wipe_ended_token_inputs(conn: AsyncConnection) -> int:
     """Drop the proofs of users' tokens whose swaps have ended (kept by nodes before issue 14)."""
     res = await conn.execute(
         update(swaps)
-        .where(swaps.c.kind.in_(USER_INPUT_KINDS), swaps.c.state != PENDING, swaps.c.inputs != "[]")
+        .where(swaps.c.kind.in_(USER_TOKEN_KINDS), swaps.c.state != SwapState.PENDING, swaps.c.inputs != "[]")
         .values(inputs="[]")
     )
     return int(res.rowcount or 0)

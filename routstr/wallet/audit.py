@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from routstr.cashu.errors import CashuError
+from routstr.core.swap_kinds import ProofState
 from routstr.storage import accounts, child_store
 from routstr.storage.books import books, held_proofs, ledger_mismatches, stale_operations
 from routstr.storage.db import Database
@@ -82,7 +83,8 @@ async def _check_at_mints(mints: MintRegistry, held: list[tuple[str, str, str]],
             spent = [
                 y
                 for y in batch
-                if states.get(y) != "UNSPENT" and not (ours[y] == "reserved" and states.get(y) == "PENDING")
+                if states.get(y) != "UNSPENT"
+                and not (ours[y] == ProofState.RESERVED and states.get(y) == "PENDING")
             ]
             if spent:
                 report.problems.append(

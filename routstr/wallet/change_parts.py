@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from routstr.cashu.errors import CashuError
 from routstr.cashu.tokens import Token, decode_token, encode_token_v4
 from routstr.core.errors import ServiceUnavailable
-from routstr.storage import wallet_store
+from routstr.core.swap_kinds import SwapKind, SwapState
 from routstr.storage.db import Database
 from routstr.storage.schema import swaps
 from routstr.wallet.mints import MintRegistry
@@ -60,8 +60,8 @@ async def parts_of(conn: AsyncConnection, key_id: int) -> list[Part]:
         select(swaps.c.result_token, swaps.c.user_amount, swaps.c.unit, swaps.c.mint_url)
         .where(
             swaps.c.key_id == key_id,
-            swaps.c.kind == "refund",
-            swaps.c.state == wallet_store.DONE,
+            swaps.c.kind == SwapKind.REFUND,
+            swaps.c.state == SwapState.DONE,
             swaps.c.result_token.is_not(None),
         )
         .order_by(swaps.c.created_at, swaps.c.id)

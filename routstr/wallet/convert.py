@@ -32,13 +32,14 @@ from routstr.cashu.nut05 import MeltQuote, MeltQuoteState
 from routstr.cashu.outputs import PreparedOutput, prepare_outputs
 from routstr.cashu.tokens import Token, resolve_short_keyset_ids
 from routstr.core.errors import ApiError, InvalidRequest, ServiceUnavailable
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.net.addresses import DestinationError, origin_of
 from routstr.net.outbound import refused
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
-from routstr.wallet.inflight import executing
+from routstr.wallet.inflight import MELT_GRACE_S
 from routstr.wallet.mints import MintRegistry, canonical_mint_url
-from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record, prepared_from_record
+from routstr.wallet.swaps import Operation, SwapOutcome, complete_swap, output_record, prepared_from_record
 
 log = logging.getLogger(__name__)
 
@@ -154,18 +155,18 @@ async def _convert(
         await wallet_store.insert_swap(
             conn,
             swap_id=swap_id,
-            kind="convert",
+            kind=SwapKind.CONVERT,
             mint_url=home,
             unit="sat",
             key_id=key_id,
             token_hash=identity[0],
             holder_mark=identity[1],
             inputs=[p.to_input_dict() for p in proofs],
-            outputs=[output_record(o, "node") for o in prepared],
+            outputs=[output_record(o, Owner.NODE) for o in prepared],
             user_amount=token.amount,
             detail=detail,
         )
-    with executing(swap_id):
+    with mints.in_flight.executing(swap_id):
         try:
             paid = await foreign.melt(melt.quote, proofs)
         except MintError as e:  # refused: nothing was paid, the proofs are the user's again
@@ -241,26 +242,33 @@ async def _abandon(db: Database, swap_id: str) -> None:
         await wallet_store.abandon_redeem(conn, swap_id)
 
 
-async def recover_conversion(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> str:
+async def undo_conversion(db: Database, swap_id: str, *, inputs_spent: bool, error: str) -> None:
+    """A conversion whose melt never happened: the token is the user's again."""
+    await _abandon(db, swap_id)
+
+
+async def recover_conversion(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
     """Settle a pending conversion from the mints' records; returns its state afterwards."""
     d = swap.detail or {}
     if mints.foreign is None or not mints.foreign.allows(str(d.get("foreign_mint", ""))):
         log.error("conversion %s: foreign mints are off; it stays pending", swap.id)
-        return wallet_store.PENDING
+        return SwapState.PENDING
     try:
         async with _foreign(mints, str(d["foreign_mint"])) as foreign:
             return await _settle(db, mints, foreign, swap)
     except (CashuError, ApiError) as e:  # ApiError: the policy refuses its mint now (stays pending)
         log.warning("conversion %s could not be settled yet: %s", swap.id, e)
-        return wallet_store.PENDING
+        return SwapState.PENDING
 
 
-async def _settle(db: Database, mints: MintRegistry, foreign: MintClient, swap: wallet_store.SwapRow) -> str:
+async def _settle(
+    db: Database, mints: MintRegistry, foreign: MintClient, swap: wallet_store.SwapRow
+) -> SwapState:
     d = swap.detail or {}
     prepared = [prepared_from_record(r) for r in swap.outputs]
     melt = await foreign.melt_quote_state(str(d["melt_quote"]))
     if melt.state == MeltQuoteState.PENDING:
-        return wallet_store.PENDING
+        return SwapState.PENDING
     if melt.state == MeltQuoteState.PAID:
         home = mints.client(swap.mint_url)
         restored = {bm.B_: sig for bm, sig in await home.restore([p.to_blinded_message() for p in prepared])}
@@ -268,9 +276,12 @@ async def _settle(db: Database, mints: MintRegistry, foreign: MintClient, swap: 
             await complete_swap(db, mints, swap.id, [restored[p.B_] for p in prepared])
         else:
             await _mint_here(db, mints, swap.id, str(d["mint_quote"]), prepared)
-        return wallet_store.DONE
+        return SwapState.DONE
     states = await foreign.check_state([Proof.from_dict(p).Y for p in swap.inputs])
     if set(states.values()) == {"UNSPENT"}:  # never melted: the token is the user's again
         await _abandon(db, swap.id)
-        return wallet_store.FAILED
-    return wallet_store.PENDING
+        return SwapState.FAILED
+    return SwapState.PENDING
+
+
+OPERATION = Operation(SwapKind.CONVERT, recover_conversion, undo_conversion, MELT_GRACE_S)

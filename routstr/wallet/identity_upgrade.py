@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from routstr.cashu.identity import legacy_token_identity, token_identity
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.tokens import Token
+from routstr.core.swap_kinds import SwapKind
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 
@@ -61,7 +62,9 @@ async def upgrade_token_identities(db: Database, node_secret: bytes) -> int:
 def _new_identity(node_secret: bytes, swap: wallet_store.SwapRow) -> str | None:
     """The token's identity computed from its recorded proofs, if they are the ones its old one
     names (None: no proofs kept, or recorded under another identity already)."""
-    mint = str((swap.detail or {}).get("foreign_mint", "")) if swap.kind == "convert" else swap.mint_url
+    mint = swap.mint_url
+    if swap.kind == SwapKind.CONVERT:  # recorded by the foreign mint's token it came from
+        mint = str((swap.detail or {}).get("foreign_mint", ""))
     try:
         proofs = [Proof.from_dict(p) for p in swap.inputs]
     except (ValueError, KeyError, TypeError):

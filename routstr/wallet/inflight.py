@@ -3,6 +3,10 @@
 Recovery must leave them alone: to recovery, a swap in flight looks like one that never happened
 (the mint has not signed yet), and undoing it would give back money the mint is about to spend.
 Swaps of other processes are protected by recovery's age limit instead.
+
+One ``InFlight`` per node, held by its ``MintRegistry`` (``mints.in_flight``): every operation and
+the recovery of one process receive that registry, so they see one set, and two nodes in one
+process (tests) do not see each other's.
 """
 
 from __future__ import annotations
@@ -10,17 +14,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_IN_FLIGHT: set[str] = set()
+# A pending swap younger than this may still be in flight (its request is waiting for the mint):
+# recovering it then would race the request, e.g. give a token back that the mint is spending.
+IN_FLIGHT_GRACE_S = 60.0
+# Melts (payouts, conversions) may wait for a Lightning payment for minutes.
+MELT_GRACE_S = 330.0
 
 
-@contextmanager
-def executing(swap_id: str) -> Iterator[None]:
-    _IN_FLIGHT.add(swap_id)
-    try:
-        yield
-    finally:
-        _IN_FLIGHT.discard(swap_id)
+class InFlight:
+    """The ids of the swaps this process has sent and not yet finished."""
 
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
 
-def is_executing(swap_id: str) -> bool:
-    return swap_id in _IN_FLIGHT
+    @contextmanager
+    def executing(self, swap_id: str) -> Iterator[None]:
+        """Mark ``swap_id`` as in flight for the block (from sending it until its result is stored)."""
+        self._ids.add(swap_id)
+        try:
+            yield
+        finally:
+            self._ids.discard(swap_id)
+
+    def __contains__(self, swap_id: object) -> bool:
+        return swap_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)

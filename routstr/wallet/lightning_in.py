@@ -32,10 +32,11 @@ from routstr.core import bolt11, failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.keys import SK_PREFIX, key_hash
 from routstr.core.sealed import SealError, seal, unseal
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.storage import accounts, invoice_store, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.swaps import complete_swap, output_record, prepared_from_record
+from routstr.wallet.swaps import Operation, complete_swap, output_record, prepared_from_record
 
 log = logging.getLogger(__name__)
 
@@ -257,13 +258,13 @@ class Invoices:
             await wallet_store.insert_swap(
                 conn,
                 swap_id=swap_id,
-                kind="mint",
+                kind=SwapKind.MINT,
                 mint_url=inv.mint_url,
                 unit=inv.unit,
                 key_id=key_id,
                 token_hash=None,
                 inputs=[],
-                outputs=[output_record(o, "node") for o in prepared],
+                outputs=[output_record(o, Owner.NODE) for o in prepared],
                 detail={"quote": inv.quote_id, "invoice": inv.id},
             )
 
@@ -284,14 +285,14 @@ class Invoices:
         return inv
 
 
-async def finish_mint(db: Database, mints: MintRegistry, swap_id: str) -> str:
+async def finish_mint(db: Database, mints: MintRegistry, swap_id: str) -> SwapState:
     """Get the signatures for a recorded mint step (restore first: it may have happened) and
     credit the key; returns the swap's state afterwards."""
     async with db.read() as conn:
         swap = await wallet_store.swap_by_id(conn, swap_id)
     if swap is None:
-        return wallet_store.FAILED
-    if swap.state == wallet_store.PENDING:
+        return SwapState.FAILED
+    if swap.state == SwapState.PENDING:
         client = mints.client(swap.mint_url)
         prepared = [prepared_from_record(r) for r in swap.outputs]
         blinded = [p.to_blinded_message() for p in prepared]
@@ -302,14 +303,23 @@ async def finish_mint(db: Database, mints: MintRegistry, swap_id: str) -> str:
                 signed = {p.B_: s for p, s in zip(prepared, sigs, strict=True)}
         except MintError as e:
             log.error("mint step %s refused by the mint (%s): left pending for the operator", swap.id, e)
-            return wallet_store.PENDING
+            return SwapState.PENDING
         except CashuError as e:
             log.warning("mint step %s not finished yet: %s", swap.id, e)
-            return wallet_store.PENDING
+            return SwapState.PENDING
         failpoints.hit("invoice.after_mint")  # the mint signed; nothing of it is stored yet
         await complete_swap(db, mints, swap.id, [signed[p.B_] for p in prepared])
     async with db.write() as conn:
         inv = await invoice_store.invoice_by_swap(conn, swap_id)
         if inv is not None:
             await invoice_store.set_state(conn, inv.id, invoice_store.SETTLED)
-    return wallet_store.DONE
+    return SwapState.DONE
+
+
+async def recover_mint(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
+    """A paid invoice's mint step cut short: finished (restore, or minting with the same outputs)."""
+    return await finish_mint(db, mints, swap.id)
+
+
+# never undone: the invoice is paid, so the mint step is finished, or left pending for the operator
+OPERATION = Operation(SwapKind.MINT, recover_mint, None)

@@ -27,14 +27,14 @@ from routstr.cashu.outputs import PreparedOutput
 from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, ceil_div
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.net.outbound import OutboundPolicy
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
-from routstr.wallet.inflight import executing
+from routstr.wallet.inflight import MELT_GRACE_S
 from routstr.wallet.lnurl import LNURL_TIMEOUT_S, invoice_for, is_bolt11, lnurl_endpoint, pay_request
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.recovery import revert_refund
-from routstr.wallet.swaps import output_record, prepared_from_record
+from routstr.wallet.swaps import Operation, output_record, prepared_from_record, revert_refund
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Payouts:
                     "fee_reserve": quote.fee_reserve,
                 },
             ) from None
-        with executing(swap_id):
+        with self.mints.in_flight.executing(swap_id):
             try:
                 paid = await client.melt(quote.quote, inputs, [b.to_blinded_message() for b in blank])
             except MintError as e:  # refused: nothing was paid
@@ -175,13 +175,13 @@ class Payouts:
             await wallet_store.insert_swap(
                 conn,
                 swap_id=swap_id,
-                kind="melt",
+                kind=SwapKind.MELT,
                 mint_url=mint,
                 unit="sat",
                 key_id=key_id,
                 token_hash=None,
                 inputs=[p.to_input_dict() for p in inputs],
-                outputs=[output_record(o, "change") for o in blank],
+                outputs=[output_record(o, Owner.CHANGE) for o in blank],
                 user_amount=quote.amount,
                 detail={"quote": quote.quote, "fee_reserve": quote.fee_reserve, "debit": debit_units},
             )
@@ -208,7 +208,7 @@ async def complete_melt(db: Database, mints: MintRegistry, swap_id: str, paid: M
     back = max(sum(p.amount for p in change) - (inputs_total - debit), 0)  # unused fee reserve
     fee = debit - swap.user_amount - back
     async with db.write() as conn:
-        if await wallet_store.finish_swap(conn, swap_id, wallet_store.DONE):
+        if await wallet_store.finish_swap(conn, swap_id, SwapState.DONE):
             await wallet_store.settle_inputs(conn, swap_id, spent=True)
             await wallet_store.add_proofs(
                 conn, swap.mint_url, swap.unit, swap_id, [{**p.to_input_dict(), "Y": p.Y} for p in change]
@@ -218,21 +218,25 @@ async def complete_melt(db: Database, mints: MintRegistry, swap_id: str, paid: M
     return Payout("paid", swap.user_amount, fee, paid.payment_preimage, (debit - back) * 1000, swap_id)
 
 
-async def recover_melt(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> str:
+async def recover_melt(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
     """Settle a melt whose answer was lost, from the quote's state at the mint."""
     client = mints.client(swap.mint_url)
     try:
         quote = await client.melt_quote_state(str((swap.detail or {})["quote"]))
         if quote.state == MeltQuoteState.PAID:
             await complete_melt(db, mints, swap.id, quote)
-            return wallet_store.DONE
+            return SwapState.DONE
         if quote.state == MeltQuoteState.PENDING:
-            return wallet_store.PENDING
+            return SwapState.PENDING
         states = await client.check_state([Proof.from_dict(p).Y for p in swap.inputs])
     except CashuError as e:
         log.warning("melt %s could not be settled yet: %s", swap.id, e)
-        return wallet_store.PENDING
+        return SwapState.PENDING
     if set(states.values()) == {"UNSPENT"}:
         await revert_refund(db, swap.id, inputs_spent=False, error="melt did not happen")
-        return wallet_store.FAILED
-    return wallet_store.PENDING
+        return SwapState.FAILED
+    return SwapState.PENDING
+
+
+# a melt is paid for by the key's debit, as a refund is: undone, the debit is given back
+OPERATION = Operation(SwapKind.MELT, recover_melt, revert_refund, MELT_GRACE_S)

@@ -14,6 +14,7 @@ from routstr.cashu.nut01 import Keyset
 from routstr.cashu.nut02 import cheapest_active
 from routstr.core.errors import ServiceUnavailable
 from routstr.net.outbound import OutboundPolicy
+from routstr.wallet.inflight import InFlight
 
 
 def canonical_mint_url(url: str) -> str:
@@ -76,6 +77,9 @@ class CountedMintClient(MintClient):
 
 
 class MintRegistry:
+    """The node's mints: their clients, keysets and health, and the swaps it has sent them and not yet
+    finished (``in_flight``, which crash recovery leaves alone)."""
+
     def __init__(
         self,
         urls: tuple[str, ...],
@@ -94,6 +98,7 @@ class MintRegistry:
         self.health = {u: MintHealth() for u in self.urls}
         # the most eCash of one mint the node holds (0: no limit): a mint that fails takes at most this
         self.max_exposure_msat = max_exposure_msat
+        self.in_flight = InFlight()  # one per node: its operations and its recovery share it
 
     def mark(self, url: str, up: bool, error: str = "") -> None:
         h = self.health.get(canonical_mint_url(url))

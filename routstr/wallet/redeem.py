@@ -28,14 +28,14 @@ from routstr.cashu.tokens import Token, decode_token, resolve_short_keyset_ids
 from routstr.core import failpoints
 from routstr.core.errors import ApiError, InvalidRequest, ServiceUnavailable
 from routstr.core.money import UNIT_MSAT, unit_to_msat
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.storage import accounts, wallet_store
 from routstr.storage.db import Database
 from routstr.wallet.convert import convert, foreign_inputs
-from routstr.wallet.inflight import executing
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.offload import crypto
 from routstr.wallet.redeem_gate import RedeemGate
-from routstr.wallet.swaps import SwapOutcome, complete_swap, output_record
+from routstr.wallet.swaps import Operation, SwapOutcome, complete_swap, output_record, recover_from_mint
 
 # How long a request waits for another request (maybe in another process) redeeming the same token.
 REDEEM_WAIT_S = 30.0
@@ -158,14 +158,14 @@ class Redeemer:
                     await wallet_store.insert_swap(
                         conn,
                         swap_id=swap_id,
-                        kind="redeem",
+                        kind=SwapKind.REDEEM,
                         mint_url=token.mint,
                         unit=token.unit,
                         key_id=key_id,
                         token_hash=th,
                         holder_mark=mark,
                         inputs=[p.to_input_dict() for p in proofs],
-                        outputs=[output_record(o, "node") for o in prepared],
+                        outputs=[output_record(o, Owner.NODE) for o in prepared],
                         user_amount=amount,  # in flight until done: counted against the exposure cap
                     )
         except IntegrityError:
@@ -177,7 +177,7 @@ class Redeemer:
         if existing is not None:
             return await self._await_other(th, mark, target)
 
-        with executing(swap_id):
+        with self.mints.in_flight.executing(swap_id):
             try:
                 sigs = await self.mints.client(token.mint).swap(
                     proofs, [o.to_blinded_message() for o in prepared]
@@ -299,10 +299,10 @@ class Redeemer:
                     and holder_matches(s.holder_mark, mark)
                     and await self._is_target(conn, s.key_id, target)
                 )
-            if s is None or s.state == wallet_store.FAILED or not same:
+            if s is None or s.state == SwapState.FAILED or not same:
                 raise TokenAlreadySpent("This Cashu token has already been spent")
-            if s.state == wallet_store.DONE and s.key_id is not None:
-                credited = sum(o["amount"] for o in s.outputs if o.get("owner") == "node")
+            if s.state == SwapState.DONE and s.key_id is not None:
+                credited = sum(o["amount"] for o in s.outputs if o.get("owner") == Owner.NODE)
                 return Redeemed(s.key_id, unit_to_msat(credited, s.unit), s.mint_url, s.unit, fresh=False)
             if loop.time() > deadline:
                 raise ServiceUnavailable("This token is still being redeemed; try again shortly")
@@ -336,3 +336,16 @@ def _all_verify(checks: list[tuple[Proof, Keyset]]) -> bool:
     """Every proof's DLEQ against its keyset's key for its amount; stops at the first failure, so
     forged ones cost one check."""
     return all(p.amount in ks.keys and verify_dleq_proof(p, ks.public_key(p.amount)) for p, ks in checks)
+
+
+async def undo_redeem(db: Database, swap_id: str, *, inputs_spent: bool, error: str) -> None:
+    """A redemption that did not happen: the token is the user's again (``abandon_redeem``)."""
+    async with db.write() as conn:
+        await wallet_store.abandon_redeem(conn, swap_id)
+
+
+async def recover_redeem(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
+    return await recover_from_mint(db, mints, swap, undo_redeem)
+
+
+OPERATION = Operation(SwapKind.REDEEM, recover_redeem, undo_redeem)

@@ -27,12 +27,12 @@ from routstr.core import failpoints
 from routstr.core.errors import InternalError, InvalidRequest, NotFound, ServiceUnavailable
 from routstr.core.ids import PROCESS, process_is_dead
 from routstr.core.money import UNIT_MSAT
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.storage import accounts, refund_store, wallet_store
 from routstr.storage.db import Database
-from routstr.wallet.inflight import executing, is_executing
+from routstr.wallet.inflight import IN_FLIGHT_GRACE_S
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.recovery import IN_FLIGHT_GRACE_S, recover_swap, revert_refund
-from routstr.wallet.swaps import complete_swap, output_record
+from routstr.wallet.swaps import Operation, complete_swap, output_record, recover_from_mint, revert_refund
 
 
 class NothingToRefund(InvalidRequest):
@@ -125,17 +125,17 @@ class Refunder:
             await wallet_store.insert_swap(
                 conn,
                 swap_id=swap_id,
-                kind="refund",
+                kind=SwapKind.REFUND,
                 mint_url=key.mint_url,
                 unit=key.unit,
                 key_id=key_id,
                 token_hash=None,
                 inputs=[p.to_input_dict() for p in inputs],
-                outputs=[output_record(o, "user") for o in user_out]
-                + [output_record(o, "node") for o in node_out],
+                outputs=[output_record(o, Owner.USER) for o in user_out]
+                + [output_record(o, Owner.NODE) for o in node_out],
                 user_amount=user_amount,
             )
-        with executing(swap_id):
+        with self.mints.in_flight.executing(swap_id):
             client = self.mints.client(key.mint_url)
             try:
                 sigs = await client.swap(inputs, [o.to_blinded_message() for o in [*user_out, *node_out]])
@@ -154,7 +154,7 @@ class Refunder:
                 async with self.db.read() as conn:
                     swap = await wallet_store.swap_by_id(conn, swap_id)
                 if swap is not None:
-                    await recover_swap(self.db, self.mints, swap)
+                    await recover_refund(self.db, self.mints, swap)
                 raise ServiceUnavailable(
                     "The mint did not answer; if the refund went through it is kept for you, "
                     "call refund again"
@@ -177,16 +177,16 @@ class Refunder:
         A refund still pending (the mint did not answer) is settled first; one that stays pending
         means no new refund yet (503): its token may be on its way."""
         async with self.db.read() as conn:
-            pending = await wallet_store.refund_swaps(conn, key_id, wallet_store.PENDING)
+            pending = await wallet_store.refund_swaps(conn, key_id, SwapState.PENDING)
         for swap in pending:
             # another live process's swap may not have reached the mint yet: recovery would undo it
             # under its feet; it is left to that process (or to the recovery job once it is old)
             settle_now = swap.executor == PROCESS or process_is_dead(swap.executor)
             settle_now = settle_now or swap.created_at < accounts.now_ms() - IN_FLIGHT_GRACE_S * 1000
             if (
-                is_executing(swap.id)
+                swap.id in self.mints.in_flight
                 or not settle_now
-                or await recover_swap(self.db, self.mints, swap) == wallet_store.PENDING
+                or await recover_refund(self.db, self.mints, swap) == SwapState.PENDING
             ):
                 raise ServiceUnavailable(
                     "A refund of this key is still being settled with the mint; ask again shortly",
@@ -225,3 +225,11 @@ class Refunder:
                 code="mint_unavailable",
             ) from None
         return {sid for sid, v in ys.items() if v and all(states.get(y) == "UNSPENT" for y in v)}
+
+
+async def recover_refund(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
+    """A refund whose answer was lost: its token kept for the user, or the debit given back."""
+    return await recover_from_mint(db, mints, swap, revert_refund)
+
+
+OPERATION = Operation(SwapKind.REFUND, recover_refund, revert_refund)

@@ -16,13 +16,12 @@ from routstr.cashu.nut02 import fee_for, split_amount
 from routstr.cashu.outputs import prepare_outputs
 from routstr.core import failpoints
 from routstr.core.errors import InvalidRequest, ServiceUnavailable
+from routstr.core.swap_kinds import Owner, SwapKind, SwapState
 from routstr.storage import wallet_store
 from routstr.storage.books import earnings_units
 from routstr.storage.db import Database
-from routstr.wallet.inflight import executing, is_executing
 from routstr.wallet.mints import MintRegistry
-from routstr.wallet.recovery import recover_swap
-from routstr.wallet.swaps import complete_swap, output_record
+from routstr.wallet.swaps import Operation, complete_swap, output_record, recover_from_mint
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +76,21 @@ async def withdraw(
         await wallet_store.insert_swap(
             conn,
             swap_id=swap_id,
-            kind="withdraw",
+            kind=SwapKind.WITHDRAW,
             mint_url=mint_url,
             unit=unit,
             key_id=None,
             token_hash=None,
             inputs=[p.to_input_dict() for p in inputs],
-            outputs=[output_record(o, "user") for o in out] + [output_record(o, "node") for o in keep],
+            outputs=[output_record(o, Owner.USER) for o in out]
+            + [output_record(o, Owner.NODE) for o in keep],
             user_amount=amount - fee,
         )
-    with executing(swap_id):
+    with mints.in_flight.executing(swap_id):
         try:
             sigs = await mints.client(mint_url).swap(inputs, [o.to_blinded_message() for o in [*out, *keep]])
         except MintError as e:
-            async with db.write() as conn:
-                await wallet_store.finish_swap(conn, swap_id, wallet_store.FAILED, error=str(e))
-                await wallet_store.settle_inputs(conn, swap_id, spent=e.is_already_spent)
+            await undo_withdraw(db, swap_id, inputs_spent=e.is_already_spent, error=str(e))
             raise ServiceUnavailable(f"The mint refused the withdrawal: {e.detail}") from None
         except MintUnavailable:
             raise ServiceUnavailable(
@@ -106,12 +104,27 @@ async def withdraw(
 
 async def _uncollected(db: Database, mints: MintRegistry) -> Withdrawal | None:
     async with db.read() as conn:
-        mine = [s for s in await wallet_store.pending_swaps(conn) if s.kind == "withdraw"]
+        mine = [s for s in await wallet_store.pending_swaps(conn) if s.kind == SwapKind.WITHDRAW]
     for swap in mine:
-        if not is_executing(swap.id):
-            await recover_swap(db, mints, swap)
+        if swap.id not in mints.in_flight:
+            await recover_withdrawal(db, mints, swap)
     async with db.write() as conn:
-        for swap in await wallet_store.uncollected_swaps(conn, "withdraw"):
+        for swap in await wallet_store.uncollected_swaps(conn, SwapKind.WITHDRAW):
             if swap.result_token and await wallet_store.mark_collected(conn, swap.id):
                 return Withdrawal(swap.result_token, swap.user_amount, 0)
     return None
+
+
+async def undo_withdraw(db: Database, swap_id: str, *, inputs_spent: bool, error: str) -> None:
+    """A withdrawal that did not happen: no key to give anything back to, the proofs are the node's
+    again (unless the mint says they are spent)."""
+    async with db.write() as conn:
+        if await wallet_store.finish_swap(conn, swap_id, SwapState.FAILED, error=error):
+            await wallet_store.settle_inputs(conn, swap_id, spent=inputs_spent)
+
+
+async def recover_withdrawal(db: Database, mints: MintRegistry, swap: wallet_store.SwapRow) -> SwapState:
+    return await recover_from_mint(db, mints, swap, undo_withdraw)
+
+
+OPERATION = Operation(SwapKind.WITHDRAW, recover_withdrawal, undo_withdraw)

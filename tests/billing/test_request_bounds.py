@@ -8,13 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from routstr.billing.adapters.chat import ChatCompletions
-from routstr.billing.adapters.completions import Completions
-from routstr.billing.adapters.messages import NATIVE, AnthropicMessages
-from routstr.billing.adapters.responses import Responses
 from routstr.core.errors import InvalidRequest
+from routstr.dialects import anthropic, openai_chat, openai_responses
 
-CHAT, LEGACY, RESP, MSG = ChatCompletions(), Completions(), Responses(), AnthropicMessages()
+CHAT, LEGACY = openai_chat.CHAT_CLIENT, openai_chat.COMPLETIONS_CLIENT
+RESP, MSG = openai_responses.CLIENT, anthropic.CLIENT
 
 
 def _facts(adapter: Any, body: dict[str, Any]) -> Any:
@@ -121,22 +119,24 @@ def test_standard_tiers_and_client_tools_pass() -> None:
 def test_delivered_bytes_count_tool_calls_reasoning_and_thinking() -> None:
     chunk = {"choices": [{"delta": {"tool_calls": [{"function": {"name": "get", "arguments": "a" * 40}}],
                                     "reasoning_content": "r" * 10}}]}  # fmt: skip
-    assert CHAT.event_text_bytes(chunk) == 3 + 40 + 10
-    assert RESP.event_text_bytes({"type": "response.function_call_arguments.delta", "delta": "x" * 9}) == 9
-    assert RESP.event_text_bytes({"type": "response.reasoning_summary_text.delta", "delta": "y" * 4}) == 4
+    assert openai_chat.CHAT_UPSTREAM.event_text_bytes(chunk) == 3 + 40 + 10
+    resp = openai_responses.UPSTREAM
+    assert resp.event_text_bytes({"type": "response.function_call_arguments.delta", "delta": "x" * 9}) == 9
+    assert resp.event_text_bytes({"type": "response.reasoning_summary_text.delta", "delta": "y" * 4}) == 4
+    native = anthropic.UPSTREAM
     delta = {"type": "content_block_delta", "delta": {"type": "input_json_delta", "partial_json": "z" * 7}}
-    assert NATIVE.event_text_bytes(delta) == 7
+    assert native.event_text_bytes(delta) == 7
     block = {"type": "tool_use", "name": "bash", "input": {}}
     start = {"type": "content_block_start", "content_block": block}
-    assert NATIVE.event_text_bytes(start) == 4
+    assert native.event_text_bytes(start) == 4
     thinking = {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "t" * 5}}
-    assert NATIVE.event_text_bytes(thinking) == 5
+    assert native.event_text_bytes(thinking) == 5
 
 
 def _held(**facts: Any) -> Any:
-    from routstr.billing.adapter import RequestFacts
     from routstr.billing.relay import Held
     from routstr.core.pricing import ModelPrice
+    from routstr.dialects.sides import RequestFacts
     from routstr.metrics.trace import Trace
 
     f = RequestFacts(model="m", stream=True, prompt_bound_tokens=10_000, prompt_text_bytes=4_000,

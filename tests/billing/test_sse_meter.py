@@ -6,9 +6,9 @@ import tracemalloc
 
 import orjson
 
-from routstr.billing.adapters.chat import ChatCompletions
 from routstr.billing.stream import UNCOUNTED_LIMIT, SseMeter, with_usage
 from routstr.core.usage import Usage
+from routstr.dialects.openai_chat import CHAT_UPSTREAM
 
 
 def _event(obj: object) -> bytes:
@@ -30,7 +30,7 @@ def test_every_split_point_gives_the_same_events_and_usage():
     for cut in range(len(STREAM) + 1):
         for crlf in (False, True):
             raw = STREAM.replace(b"\n", b"\r\n") if crlf else STREAM
-            m = SseMeter(ChatCompletions())
+            m = SseMeter(CHAT_UPSTREAM)
             out = m.feed(raw[:cut]) + m.feed(raw[cut:])
             assert out == b"".join(CONTENT), (cut, crlf)
             assert m.usage == Usage(11, 3) and m.done
@@ -38,7 +38,7 @@ def test_every_split_point_gives_the_same_events_and_usage():
 
 
 def test_a_cut_stream_counts_the_text_it_delivered():
-    m = SseMeter(ChatCompletions())
+    m = SseMeter(CHAT_UPSTREAM)
     m.feed(CONTENT[0] + CONTENT[1] + CONTENT[2][:20])
     assert m.usage is None and not m.done
     assert m.delivered_bytes() == len("Héllo ".encode())
@@ -51,7 +51,7 @@ def test_text_that_looks_like_markers_is_just_text():
         ),
         _event({"choices": [{"index": 0, "delta": {"content": "more"}}], "usage": None}),
     ]
-    m = SseMeter(ChatCompletions())
+    m = SseMeter(CHAT_UPSTREAM)
     out = m.feed(b"".join(tricky)) + m.feed(USAGE + b"data: [DONE]\n\n")
     assert out == b"".join(tricky)
     assert m.done and m.usage == Usage(11, 3)
@@ -64,7 +64,7 @@ def test_the_last_finish_event_is_held_for_the_usage_wherever_the_chunks_are_cut
     for cut in range(len(STREAM) + 1):
         for crlf in (False, True):
             raw = STREAM.replace(b"\n", b"\r\n") if crlf else STREAM
-            m = SseMeter(ChatCompletions(), hold_finish=True)
+            m = SseMeter(CHAT_UPSTREAM, hold_finish=True)
             out = m.feed(raw[:cut]) + m.feed(raw[cut:])
             assert out == b"".join(CONTENT[:-1]), (cut, crlf)
             assert m.take_finish() == CONTENT[-1] and m.take_finish() == b""
@@ -76,7 +76,7 @@ def test_a_finish_event_followed_by_more_goes_out_in_order():
     first_done = _event({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "usage": None})
     second = _event({"choices": [{"index": 1, "delta": {"content": "late"}}], "usage": None})
     last_done = _event({"choices": [{"index": 1, "delta": {}, "finish_reason": "stop"}], "usage": None})
-    m = SseMeter(ChatCompletions(), hold_finish=True)
+    m = SseMeter(CHAT_UPSTREAM, hold_finish=True)
     out = m.feed(CONTENT[1] + first_done) + m.feed(second + last_done) + m.feed(USAGE + b"data: [DONE]\n\n")
     assert out == CONTENT[1] + first_done + second
     assert m.delivered_bytes() == len("Héllo ".encode()) + len(b"late")
@@ -87,7 +87,7 @@ def test_a_held_finish_event_with_text_counts_as_delivered():
     """Some upstreams send the last text with the finish_reason: it goes out at the end, and a cut
     stream's estimate counts it."""
     final_text = _event({"choices": [{"index": 0, "delta": {"content": "bye"}, "finish_reason": "stop"}]})
-    m = SseMeter(ChatCompletions(), hold_finish=True)
+    m = SseMeter(CHAT_UPSTREAM, hold_finish=True)
     assert m.feed(CONTENT[1] + final_text) == CONTENT[1]
     assert m.usage is None and m.delivered_bytes() == len("Héllo ".encode()) + len(b"bye")
 
@@ -108,7 +108,7 @@ def test_a_100k_token_stream_keeps_the_meters_memory_flat():
     """The meter keeps counts, not the stream: its memory after 100,000 token events is what it was
     after 10,000, and the text it counts for a cut stream's estimate is still all of it."""
     token = _event({"choices": [{"index": 0, "delta": {"content": "tok "}}], "usage": None})
-    m = SseMeter(ChatCompletions())
+    m = SseMeter(CHAT_UPSTREAM)
     tracemalloc.start()
     try:
         for _ in range(10_000):

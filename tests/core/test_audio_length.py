@@ -11,12 +11,12 @@ import time
 import pytest
 from mutagen.ogg import OggPage
 
-from routstr.billing.adapters.audio import AudioTranscriptions
 from routstr.core import audio_length
 from routstr.core.audio_length import MAX_SECONDS, audio_seconds, started_minutes
 from routstr.core.errors import InvalidRequest
 from routstr.core.uploads import UploadedFile
 from routstr.devtools.audio_files import wav_silence
+from routstr.dialects.openai_media import TRANSCRIPTIONS_CLIENT, TRANSCRIPTIONS_UPSTREAM
 
 # ---- files of other formats, built by hand: only their headers matter to the reader ----
 
@@ -283,7 +283,7 @@ def test_hostile_files_are_quick(name: str) -> None:
 
 # ---- the adapter: inspect reads the minutes, refuses what it cannot read ----
 
-ADAPTER = AudioTranscriptions()
+ADAPTER = TRANSCRIPTIONS_CLIENT
 
 
 def upload(data: bytes, name: str = "clip.wav", ctype: str = "audio/wav") -> dict[str, object]:
@@ -304,7 +304,7 @@ def test_inspect_of_other_formats() -> None:
 
 
 def test_adapter_charges_the_units_it_reserved() -> None:
-    assert AudioTranscriptions.units_as_reserved is True
+    assert TRANSCRIPTIONS_UPSTREAM.units_as_reserved is True
 
 
 @pytest.mark.parametrize("data", [b"x" * 1234, b"", wav_silence(1)[:20], flac(0)])

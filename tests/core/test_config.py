@@ -50,7 +50,7 @@ def test_bad_configuration_says_what_to_fix(env: dict[str, str], fragment: str):
 
 
 def test_usd_prices_use_a_live_rate_unless_one_is_pinned(tmp_path: Path):
-    from routstr.app import needs_live_rate
+    from routstr.node import needs_live_rate
 
     p = tmp_path / "p.toml"
     p.write_text('[models."m"]\nprompt_usd_per_mtok = 1\n')

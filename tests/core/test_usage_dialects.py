@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage
-from routstr.core.usage_dialects import anthropic, openai_chat, openai_responses
+from routstr.dialects.anthropic import to_usage as anthropic
+from routstr.dialects.openai_chat import to_usage as openai_chat
+from routstr.dialects.openai_responses import to_usage as openai_responses
 
 
 def test_openai_chat_with_cache_and_reasoning():

@@ -7,8 +7,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from routstr.api.state import NODE
 from routstr.discovery.publisher import publisher_for
+from routstr.node import NODE
 from tests.conftest import Upstream, running_node
 from tests.discovery.vectors import SECRET_HEX, npub_of, nsec_of, xonly_pubkey
 

@@ -12,7 +12,7 @@ from routstr.core.books import MintBooks
 from routstr.metrics.collector import Readings, render
 from routstr.metrics.counters import NodeMetrics, unreachable_kind
 from routstr.metrics.histogram import OVERHEAD_BUCKETS, Histogram
-from routstr.metrics.trace import OVERHEAD_HEADER, Trace, endpoint_name
+from routstr.metrics.trace import OVERHEAD_HEADER, Trace
 
 
 def scrape(readings: Readings) -> dict[str, list[Sample]]:
@@ -149,11 +149,12 @@ def test_trace_stamps_the_node_time_without_the_upstreams():
 
 
 def test_endpoint_names_and_unreachable_kinds():
-    from routstr.billing.adapters.chat import ChatCompletions
-    from routstr.billing.adapters.messages import AnthropicMessages
+    from routstr.billing.adapter import TABLE
 
-    assert endpoint_name(ChatCompletions()) == "chat_completions"
-    assert endpoint_name(AnthropicMessages()) == "anthropic_messages"
+    assert {a.client.name for a in TABLE.values()} == {  # the endpoint label: the client side's name
+        "chat_completions", "completions", "responses", "embeddings", "image_generations",
+        "audio_transcriptions", "anthropic_messages",
+    }  # fmt: skip
 
     def raised_from(original: Exception) -> Exception:
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from routstr.api.admin import admin_token_hash, new_admin_token
-from routstr.api.state import NODE
+from routstr.node import NODE
+from routstr.operator.tokens import admin_token_hash, new_admin_token
 from routstr.storage import admin_store
 from tests.conftest import NodeHandle
 

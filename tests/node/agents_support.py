@@ -1,5 +1,6 @@
-"""Helpers of tests/node/test_agents.py: prices as /v1/models advertises them, requests sent as exact
-bytes, a fake upstream of a test's own, and Claude Code installed with npm and run on loopback."""
+"""Helpers of tests/node/test_agents.py: costs at the prices /v1/models advertises (by the rule in
+tests/pricing_oracle.py), requests sent as exact bytes, a fake upstream of a test's own, and Claude Code
+installed with npm and run on loopback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,56 +21,34 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_upstream import STATE, start_fake_upstream
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import UPSTREAM_KEY, NodeHandle, Upstream
+from tests.pricing_oracle import advertised as advertised
+from tests.pricing_oracle import from_listing
+from tests.pricing_oracle import msat_prices as msat_prices
 
 LOWERED = "X-Routstr-Max-Tokens-Lowered"
-MTOK = 1_000_000
 MIN_FITTED = 1024  # MIN_FITTED_MAX_TOKENS's default
 CLAUDE_CODE = "@anthropic-ai/claude-code@2.1.197"
 CLAUDE_TIMEOUT_S = 240  # one `claude -p` run (a few seconds on loopback)
 NPM_DIR = Path(os.environ.get("ROUTSTR_TEST_NPM_DIR", str(Path.home() / ".cache" / "routstr-test-npm")))
 
 
-async def advertised(http: aiohttp.ClientSession, v1: str) -> dict[str, dict[str, Any]]:
-    async with http.get(v1 + "/models") as r:
-        assert r.status == 200
-        return {m["id"]: m for m in (await r.json())["data"]}
-
-
-def msat_prices(entry: dict[str, Any]) -> tuple[int, int, int]:
-    """(prompt msat per Mtok, completion msat per Mtok, msat per request) from ``sats_pricing``,
-    which gives sats per token and per request."""
-    sp = entry["sats_pricing"]
-    per_mtok = Decimal(10) ** 9  # sats per token -> msat per million tokens
-    return (
-        int(Decimal(str(sp["prompt"])) * per_mtok),
-        int(Decimal(str(sp["completion"])) * per_mtok),
-        int(Decimal(str(sp["request"])) * 1000),
-    )
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def cost(entry: dict[str, Any], prompt: int, completion: int) -> int:
-    p, c, r = msat_prices(entry)
-    return ceil_div(prompt * p + completion * c, MTOK) + r
+    """What a usage costs at a ``/v1/models`` entry's price (``tests/pricing_oracle.py``)."""
+    return from_listing(entry).cost(prompt, completion)
 
 
 def fitted(entry: dict[str, Any], balance: int, body_bytes: int, generations: int = 1) -> int:
-    """The output limit per generation a balance reserves: the largest n with
-    ceil((bytes x prompt + generations x n x completion) / 1e6) + request <= balance."""
-    p, c, r = msat_prices(entry)
-    return ((balance - r) * MTOK - body_bytes * p) // c // generations
+    """The output limit per generation a balance reserves at a ``/v1/models`` entry's price."""
+    return from_listing(entry).fitted(balance, body_bytes, generations)
 
 
 def reservation(entry: dict[str, Any], body_bytes: int, output_tokens: int) -> int:
-    p, c, r = msat_prices(entry)
-    return ceil_div(body_bytes * p + output_tokens * c, MTOK) + r
+    """What the node holds for a body of ``body_bytes`` and that many output tokens."""
+    return from_listing(entry).reservation(body_bytes, output_tokens)
 
 
 async def post(

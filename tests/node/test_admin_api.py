@@ -90,7 +90,7 @@ async def test_per_key_rate_limit_overrides(
             node.v1 + "/chat/completions", json=chat_body(max_tokens=5), headers=bearer
         ) as r:
             assert r.headers["X-RateLimit-Limit"] == "100000"  # the node's default (tests/conftest.py)
-        from routstr.api.state import NODE
+        from routstr.node import NODE
 
         key_id = await node.app[NODE].auth.key_id(token)
         url = node.url + f"/admin/api/keys/{key_id}/limits"

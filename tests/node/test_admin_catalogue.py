@@ -17,20 +17,18 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from routstr.api.admin_catalogue import MANAGED
-from routstr.api.state import NODE
 from routstr.app import create_app
 from routstr.config import Settings
-from routstr.core.pricing import ModelPrice
 from routstr.core.sealed import unseal
-from routstr.core.usage import Usage
 from routstr.devtools.fake_llm import FakeModel, expected_usage
 from routstr.devtools.fake_upstream import STATE, start_fake_upstream
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import MANAGED, NODE
 from routstr.storage.provider_store import KEY_PURPOSE
 from routstr.storage.schema import ledger, node_settings, providers
 from tests.conftest import Upstream, chat_body, running_node
 from tests.node.admin_auth import admin_headers
+from tests.pricing_oracle import Prices, from_listing
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -64,9 +62,10 @@ async def listed(http: aiohttp.ClientSession, node_v1: str) -> dict[str, dict[st
         return {m["id"]: m for m in (await r.json())["data"]}
 
 
-def cost_of(price: ModelPrice, body: dict[str, Any]) -> int:
+def cost_of(price: Prices, body: dict[str, Any]) -> int:
+    """The fake upstream's usage for ``body`` at ``price`` (by ``tests/pricing_oracle.py``)."""
     u = expected_usage(body)
-    return price.usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
+    return price.cost(u["prompt_tokens"], u["completion_tokens"])
 
 
 async def test_a_provider_added_through_the_api_serves_paid_requests(
@@ -89,15 +88,18 @@ async def test_a_provider_added_through_the_api_serves_paid_requests(
         assert EXTRA_KEY not in text
         assert view["api_key_set"] is True and view["api_key_last4"] == "7781"
         assert view["source"] == "database" and view["in_rotation"] and view["base_url"] == extra_url
-        assert "db-only-model" in await listed(http, node.v1)  # its model list was read at once
+        models = await listed(http, node.v1)
+        assert "db-only-model" in models  # its model list was read at once
 
         token = await wallet.asend(mint_url, 100)
         body = chat_body("served by the extra provider", model="db-only-model", max_tokens=10)
         status, cost, _ = await ask(http, node.v1, body, token)
         assert status == 200 and extra.by_model["db-only-model"] == 1
-        # the pricing file's default (1000 / 3000 sats per Mtok) plus the provider's 10%
-        assert cost == cost_of(ModelPrice(1_100_000, 3_300_000), body)
-        default = ModelPrice(1_000_000, 3_000_000)
+        # the pricing file's default (1000 / 3000 sats per Mtok, as listed) plus the provider's 10%
+        default = from_listing(models["db-only-model"])
+        assert default == Prices(1_000_000, 3_000_000)
+        assert default.with_fee("0.1") == Prices(1_100_000, 3_300_000)
+        assert cost == cost_of(default.with_fee("0.1"), body)
 
         # the key is sealed in the database, never there in the clear, and never in an answer
         async with node.db.read() as conn:
@@ -162,7 +164,7 @@ async def test_model_prices_switching_off_and_aliases(
         models_api = node.url + "/admin/api/models"
         token = await wallet.asend(mint_url, 200)
         body = chat_body("price me", max_tokens=10)
-        file_price = node.app[NODE].catalogue.price("gpt-4o-mini")
+        file_price = from_listing((await listed(http, node.v1))["gpt-4o-mini"])
         status, cost, _ = await ask(http, node.v1, body, token)
         assert status == 200 and cost == cost_of(file_price, body)
         assert (await listed(http, node.v1))["gpt-4o-mini"]["sats_pricing"]["prompt"] == 0.002
@@ -173,11 +175,11 @@ async def test_model_prices_switching_off_and_aliases(
             view = await r.json()
         assert view["price_source"] == "override" and view["msat"]["completion_per_mtok"] == 9_000_500
         assert view["providers"] == ["upstream"] and view["enabled"] is True
-        assert (await listed(http, node.v1))["gpt-4o-mini"]["sats_pricing"]["prompt"] == 0.005
+        override = (await listed(http, node.v1))["gpt-4o-mini"]
+        assert override["sats_pricing"]["prompt"] == 0.005
+        assert from_listing(override) == Prices(5_000_000, 9_000_500)
         status, cost, _ = await ask(http, node.v1, body, token)
-        assert status == 200 and cost == cost_of(ModelPrice(5_000_000, 9_000_500), body) != cost_of(
-            file_price, body
-        )
+        assert status == 200 and cost == cost_of(from_listing(override), body) != cost_of(file_price, body)
 
         for bad in (
             {"price": {"prompt_sats_per_mtok": 1, "prompt_usd_per_mtok": 1}},
@@ -211,12 +213,13 @@ async def test_model_prices_switching_off_and_aliases(
         async with http.put(models_api + "/house-chat", json=alias, headers=admin) as r:
             view = await r.json()
         assert view["aliases"] == ["llama-3.1-8b"] and view["alias_source"] == "database"
-        assert "house-chat" in await listed(http, node.v1)
+        house = (await listed(http, node.v1))["house-chat"]
+        assert from_listing(house) == Prices(100_000, 200_000)
         served = fake_upstream.state.by_model["llama-3.1-8b"]
         aliased = chat_body("through the alias", model="house-chat", max_tokens=5)
         status, cost, _ = await ask(http, node.v1, aliased, token)
         assert status == 200 and fake_upstream.state.by_model["llama-3.1-8b"] == served + 1
-        assert cost == cost_of(ModelPrice(100_000, 200_000), aliased)
+        assert cost == cost_of(from_listing(house), aliased)
         # switching the target off switches the alias off (it has no other target)
         async with http.put(models_api + "/llama-3.1-8b", json={"enabled": False}, headers=admin) as r:
             assert r.status == 200

@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 import pytest
 
-from routstr.api.state import NODE
 from routstr.core.keys import key_hash
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import Upstream, chat_body, node_env, running_node
 from tests.node.admin_auth import admin_headers
 

@@ -13,9 +13,9 @@ import aiohttp
 import orjson
 import pytest
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import child_store
 from routstr.wallet.audit import audit
 from tests.conftest import running_node

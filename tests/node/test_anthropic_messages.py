@@ -6,12 +6,12 @@ import aiohttp
 import pytest
 from anthropic import AsyncAnthropic
 
-from routstr.api.state import NODE
-from routstr.core.usage import Usage
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.test_wallet import TestWallet
 from routstr.dialects.anthropic_chat import request_to_chat
+from routstr.node import NODE
 from tests.conftest import NodeHandle
+from tests.pricing_oracle import advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -23,11 +23,13 @@ BODY = {
 }
 
 
-def expected(node: NodeHandle) -> tuple[dict[str, int], int]:
-    """What the upstream will report for the translated request, and what that costs."""
+async def expected(node: NodeHandle) -> tuple[dict[str, int], int]:
+    """What the upstream will report for the translated request, and what that costs at the price
+    ``/v1/models`` advertises."""
     u = expected_usage(request_to_chat(BODY))
-    price = node.app[NODE].catalogue.price(BODY["model"])
-    return u, price.usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
+    async with aiohttp.ClientSession() as http:
+        price = await advertised_prices(http, node.v1, BODY["model"])
+    return u, price.cost(u["prompt_tokens"], u["completion_tokens"])
 
 
 @pytest.mark.parametrize("base", ["root", "v1"], ids=["base=node", "base=node/v1 (Claude Code)"])
@@ -35,7 +37,7 @@ async def test_messages_create(node: NodeHandle, wallet: TestWallet, mint_url: s
     token = await wallet.asend(mint_url, 20)
     client = AsyncAnthropic(base_url=node.url if base == "root" else node.v1, api_key=token, max_retries=0)
     msg = await client.messages.create(**BODY)  # type: ignore[call-overload]
-    u, cost = expected(node)
+    u, cost = await expected(node)
     assert msg.content[0].type == "text" and msg.content[0].text.startswith("Echo:")
     assert msg.stop_reason == "end_turn"
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (u["prompt_tokens"], u["completion_tokens"])
@@ -50,7 +52,7 @@ async def test_messages_stream(node: NodeHandle, wallet: TestWallet, mint_url: s
     async with client.messages.stream(**BODY) as stream:  # type: ignore[arg-type]
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()
-    u, cost = expected(node)
+    u, cost = await expected(node)
     assert text.startswith("Echo:") and final.content[0].text == text  # type: ignore[union-attr]
     assert final.usage.output_tokens == u["completion_tokens"]
     row = await node.assert_books_balance(await node.app[NODE].auth.key_id(token))

@@ -9,12 +9,14 @@ import aiohttp
 import pytest
 from anthropic import AsyncAnthropic
 
-from routstr.api.state import NODE
-from routstr.core.usage_dialects import anthropic
 from routstr.devtools.fake_anthropic import expected_anthropic_usage
+from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.fake_upstream import STATE, start_fake_upstream
 from routstr.devtools.test_wallet import TestWallet
-from tests.conftest import UPSTREAM_KEY, Upstream, chat_body, running_node
+from routstr.dialects.anthropic import to_usage as anthropic
+from routstr.node import NODE
+from tests.conftest import PRICING, UPSTREAM_KEY, Upstream, chat_body, running_node
+from tests.pricing_oracle import advertised, from_listing, listed_part, operator_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -41,32 +43,41 @@ async def test_native_messages_and_chat_elsewhere(
                 "max_tokens": 30,
                 "messages": [{"role": "user", "content": "Hello, native Anthropic"}],
             }
-            price = node.app[NODE].catalogue.price(body["model"])
+            listed = await advertised(http, node.v1)
+            # the cache prices are not in the listing: the pricing file's, its other prices as listed
+            price = operator_prices(PRICING, body["model"])
+            assert listed_part(price) == from_listing(listed[body["model"]])
+            assert price.cached_prompt is not None and price.cache_write is not None
 
             msg = await client.messages.create(**body, extra_body={"fake_cache_read_tokens": 2000})  # type: ignore[call-overload]
-            u = anthropic(expected_anthropic_usage({**body, "fake_cache_read_tokens": 2000}))
+            raw_usage = expected_anthropic_usage({**body, "fake_cache_read_tokens": 2000})
+            u = anthropic(raw_usage)
             assert u is not None and u.cached_tokens == 2000
             assert msg.usage.cache_read_input_tokens == 2000
             assert state.by_path["/v1/messages"] == 1 and state.x_api_keys[UPSTREAM_KEY] >= 1
-            first = price.usage_cost_msat(u)
+            first = price.anthropic_cost(raw_usage)
+            assert first < listed_part(price).anthropic_cost(raw_usage)  # cache reads are cheaper
             assert msg.usage.model_extra["cost"]["msats"] == first  # type: ignore[index]
 
             async with client.messages.stream(**body) as stream:  # type: ignore[arg-type]
                 text = "".join([t async for t in stream.text_stream])
                 final = await stream.get_final_message()
-            su = anthropic(expected_anthropic_usage(body))
-            assert su is not None and text.startswith("Echo:")
-            assert final.usage.output_tokens == su.completion_tokens
-            second = price.usage_cost_msat(su)
+            raw_usage = expected_anthropic_usage(body)
+            assert text.startswith("Echo:") and final.usage.output_tokens == raw_usage["output_tokens"]
+            second = price.anthropic_cost(raw_usage)
 
+            chat = chat_body(max_tokens=5)
             async with http.post(
-                node.v1 + "/chat/completions",
-                json=chat_body(max_tokens=5),
-                headers={"Authorization": f"Bearer {token}"},
+                node.v1 + "/chat/completions", json=chat, headers={"Authorization": f"Bearer {token}"}
             ) as r:
                 assert r.status == 200
                 third = int(r.headers["X-Routstr-Cost-Msats"])
             assert state.by_path["/v1/chat/completions"] == 1  # chat went to the OpenAI-type provider
+            async with http.get(node.v1 + "/info") as r:
+                fee = (await r.json())["fees"]["provider_markup"]["openai"]
+            u = expected_usage(chat)
+            with_fee = from_listing(listed[chat["model"]]).with_fee(fee)
+            assert third == with_fee.cost(u["prompt_tokens"], u["completion_tokens"])
             row = await node.assert_books_balance(key_id)
             assert row.balance_msat == 50_000 - first - second - third
     finally:

@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import update
 
-from routstr.api.state import NODE
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage.schema import api_keys
 from routstr.wallet.audit import audit
 from routstr.wallet.withdraw import WouldTouchUserMoney, earnings, withdraw

@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.fake_prices import STATE, sources_spec, start_fake_prices
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import Upstream, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

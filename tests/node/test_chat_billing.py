@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import orjson
 import pytest
 from openai import APIStatusError, AsyncOpenAI
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import NodeHandle, chat_body
+from tests.pricing_oracle import advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def expected_cost(node: NodeHandle, body: dict, model: str = "gpt-4o-mini") -> int:
+async def expected_cost(node: NodeHandle, body: dict, model: str = "gpt-4o-mini") -> int:
+    """The fake upstream's usage for ``body`` at the price ``/v1/models`` advertises for ``model``."""
     u = expected_usage(body)
-    return node.app[NODE].catalogue.price(model).cost_msat(u["prompt_tokens"], u["completion_tokens"])
+    async with aiohttp.ClientSession() as http:
+        price = await advertised_prices(http, node.v1, model)
+    return price.cost(u["prompt_tokens"], u["completion_tokens"])
 
 
 async def key_id_for(node: NodeHandle, bearer: str) -> int:
@@ -35,7 +40,7 @@ async def test_token_as_key_chat_charges_exactly(
     body = chat_body("What is the price of a sat?")
     resp = await client.chat.completions.create(model=body["model"], messages=body["messages"])
     assert resp.choices[0].message.content
-    cost = expected_cost(node, body)
+    cost = await expected_cost(node, body)
     assert resp.usage is not None
     raw_cost = resp.usage.model_extra["cost"]  # type: ignore[index]
     assert raw_cost["msats"] == cost
@@ -88,7 +93,7 @@ async def test_streaming_is_charged_from_final_usage(node: NodeHandle, wallet: T
             usage_chunks.append(chunk.usage)
     assert text.startswith("Echo:")
     assert len(usage_chunks) == 1
-    cost = expected_cost(node, body)
+    cost = await expected_cost(node, body)
     assert usage_chunks[0].model_extra["cost"]["msats"] == cost  # type: ignore[index]
     row = await node.assert_books_balance(await key_id_for(node, token))
     assert row.balance_msat == 100_000 - cost
@@ -106,7 +111,7 @@ async def test_stream_without_usage_request_hides_usage_chunk_but_still_bills(
         "a client that did not ask for usage must not get an empty-choices chunk"
     )
     row = await node.assert_books_balance(await key_id_for(node, token))
-    assert row.balance_msat == 100_000 - expected_cost(node, body)
+    assert row.balance_msat == 100_000 - await expected_cost(node, body)
 
 
 async def test_upstream_failure_costs_nothing(node: NodeHandle, wallet: TestWallet, mint_url: str):
@@ -167,10 +172,8 @@ async def test_twenty_concurrent_requests_on_a_key_funded_for_three(
     node: NodeHandle, wallet: TestWallet, mint_url: str, http: aiohttp.ClientSession
 ):
     body = chat_body("concurrency", max_tokens=50)
-    price = node.app[NODE].catalogue.price("gpt-4o-mini")
-    import orjson
-
-    reserve = price.max_cost_msat(len(orjson.dumps(body)), 50)
+    price = await advertised_prices(http, node.v1, "gpt-4o-mini")
+    reserve = price.reservation(len(orjson.dumps(body)), 50)
     sats = -(-(reserve * 3) // 1000)  # enough for three reservations, not four
     assert sats * 1000 < reserve * 4
     token = await wallet.asend(mint_url, sats)
@@ -189,7 +192,7 @@ async def test_twenty_concurrent_requests_on_a_key_funded_for_three(
     row = await node.assert_books_balance(key_id)
     assert row.reserved_msat == 0
     charged = (await node.ledger_sums(key_id))["charge"]
-    assert charged == statuses.count(200) * expected_cost(node, body)
+    assert charged == statuses.count(200) * await expected_cost(node, body)
     assert row.balance_msat == sats * 1000 - charged
 
 
@@ -210,4 +213,4 @@ async def test_clients_reusing_a_request_id_do_not_touch_each_others_money(
     assert await asyncio.gather(*(one(t) for t in tokens * 3)) == [200] * 9
     for t in tokens:
         row = await node.assert_books_balance(await key_id_for(node, t))
-        assert row.reserved_msat == 0 and row.balance_msat == 10_000 - 3 * expected_cost(node, body)
+        assert row.reserved_msat == 0 and row.balance_msat == 10_000 - 3 * await expected_cost(node, body)

@@ -8,11 +8,9 @@ price and the fake upstream's usage; the books are audited after each test. The 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +19,16 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from routstr.api.state import NODE
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import accounts, child_store
 from routstr.storage.db import Database
 from routstr.wallet.audit import audit
 from tests.conftest import PRICING, NodeHandle, Upstream, _backends, chat_body, fresh_database, node_env
 from tests.conftest import running_node as start_node
 from tests.node.node_process import NodeProcess, assert_audit_passes
+from tests.pricing_oracle import Prices, advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FEE = 1_500  # CHILD_KEY_COST_MSATS of the test node
@@ -74,27 +73,24 @@ async def parent_key(
 
 @dataclass(frozen=True)
 class Advertised:
-    """gpt-4o-mini's price as ``/v1/models`` advertises it, in msat per token."""
+    """gpt-4o-mini's price as ``/v1/models`` advertises it, costs by ``tests/pricing_oracle.py``."""
 
-    prompt: Decimal
-    completion: Decimal
+    price: Prices
 
     def cost(self, body: dict[str, Any] = BODY) -> int:
         """What the fake upstream's usage for ``body`` costs at this price."""
         u = expected_usage(body)
-        return math.ceil(u["prompt_tokens"] * self.prompt + u["completion_tokens"] * self.completion)
+        return self.price.cost(u["prompt_tokens"], u["completion_tokens"])
 
     def reservation(self, body: dict[str, Any] = BODY) -> int:
         """What the node holds for it: every byte of the body a prompt token, and its max_tokens."""
-        return math.ceil(len(orjson.dumps(body)) * self.prompt + body["max_tokens"] * self.completion)
+        return self.price.reservation(len(orjson.dumps(body)), body["max_tokens"])
 
 
 async def advertised(http: aiohttp.ClientSession, base: str) -> Advertised:
-    async with http.get(base + "/v1/models") as r:
-        models = {m["id"]: m for m in (await r.json())["data"]}
-    sats = models[BODY["model"]]["sats_pricing"]
-    assert sats["request"] == 0
-    return Advertised(Decimal(str(sats["prompt"])) * 1000, Decimal(str(sats["completion"])) * 1000)
+    price = await advertised_prices(http, base + "/v1", BODY["model"])
+    assert price.request == 0
+    return Advertised(price)
 
 
 async def key_id(node: NodeHandle, key: str) -> int:

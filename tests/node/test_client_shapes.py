@@ -15,9 +15,9 @@ import pytest
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
-from routstr.api.state import NODE
 from routstr.devtools.audio_files import wav_silence
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import UPSTREAM_KEY, NodeHandle, Upstream, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

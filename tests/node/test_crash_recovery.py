@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from routstr.api.state import NODE
 from routstr.cashu.errors import MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.tokens import decode_token
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import wallet_store
 from routstr.wallet import redeem, refund
 from routstr.wallet.recovery import recover_pending

@@ -96,7 +96,7 @@ async def test_login_sessions_csrf_and_logout(
 async def test_login_attempts_are_limited_and_the_env_password_is_only_the_first(
     backend: str, mint_url: str, fake_upstream: Upstream, tmp_path: Path
 ):
-    from routstr.admin.session import store_first_password
+    from routstr.operator.password import store_first_password
 
     async with running_node(backend, mint_url, fake_upstream, tmp_path, ADMIN_PASSWORD=PASSWORD) as node:
         async with node.db.read() as conn:

@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from routstr.api.state import NODE
 from routstr.cashu.tokens import decode_token
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import NodeHandle, Upstream, _backends, chat_body, running_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from routstr.api.state import NODE
 from routstr.cashu.errors import MintUnavailable
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.tokens import decode_token
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import wallet_store
 from routstr.storage.books import books
 from routstr.wallet.recovery import recover_pending

@@ -24,11 +24,11 @@ import pytest
 from sqlalchemy import update
 
 from routstr.api.lightning import PREFIXES
-from routstr.api.state import NODE
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.tokens import decode_token, resolve_short_keyset_ids
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage.accounts import now_ms
 from routstr.storage.schema import invoices
 from tests.conftest import NodeHandle, Upstream, chat_body, running_node

@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from routstr.api.state import NODE
 from routstr.cashu.mint_client import MintClient
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import wallet_store
 from routstr.storage.books import books
 from routstr.wallet.recovery import recover_pending

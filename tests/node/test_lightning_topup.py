@@ -16,13 +16,13 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from routstr.api.state import NODE
 from routstr.cashu.mint_client import MintClient
 from routstr.cashu.tokens import decode_token, resolve_short_keyset_ids
 from routstr.core.keys import key_hash
 from routstr.core.sealed import seal, unseal
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import accounts
 from routstr.storage.schema import invoices
 from routstr.wallet.lightning_in import TOPUP_KEY_PURPOSE

@@ -16,12 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import func, select
 
-from routstr.api.admin import admin_token_hash, new_admin_token
-from routstr.api.state import NODE
 from routstr.devtools.nutshell import free_port
 from routstr.devtools.test_wallet import TestWallet
 from routstr.logs import log_client_ips, make_handler
 from routstr.metrics.trace import OVERHEAD_HEADER
+from routstr.node import NODE
+from routstr.operator.tokens import admin_token_hash, new_admin_token
 from routstr.storage import admin_store
 from routstr.storage.schema import ledger
 from tests.conftest import UPSTREAM_KEY, NodeHandle, Upstream, chat_body, running_node

@@ -97,7 +97,7 @@ async def test_change_pending_when_the_health_check_emptied_the_keyset_cache(
     """The exact window of the bug: the active keyset is cached from the redemption, then the health
     check (every 30 s in production; called by the test here) finds the mint down and forgets its
     keyset list. The change's swap then needs the list: the answer used to be a 500 after the charge."""
-    from routstr.api.state import NODE
+    from routstr.node import NODE
     from tests.conftest import running_node
 
     with NutshellMint("outage-cache") as mint:

@@ -7,8 +7,6 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from routstr.api.state import NODE
-from routstr.core.usage import Usage
 from routstr.devtools.audio_files import wav_silence
 from routstr.devtools.fake_llm_openai import (
     expected_completion_usage,
@@ -16,13 +14,18 @@ from routstr.devtools.fake_llm_openai import (
     expected_responses_usage,
 )
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import NodeHandle
+from tests.pricing_oracle import advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def price_of(node: NodeHandle, model: str, prompt: int, completion: int) -> int:
-    return node.app[NODE].catalogue.price(model).usage_cost_msat(Usage(prompt, completion))
+async def price_of(node: NodeHandle, model: str, prompt: int, completion: int) -> int:
+    """What that usage costs at the price ``/v1/models`` advertises for ``model``."""
+    async with aiohttp.ClientSession() as http:
+        price = await advertised_prices(http, node.v1, model)
+    return price.cost(prompt, completion)
 
 
 async def client_for(
@@ -39,7 +42,7 @@ async def test_legacy_completions(node: NodeHandle, wallet: TestWallet, mint_url
     body = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say something short", "max_tokens": 12}
     r = await client.completions.create(**body)
     u = expected_completion_usage(body)
-    cost = price_of(node, body["model"], u["prompt_tokens"], u["completion_tokens"])
+    cost = await price_of(node, body["model"], u["prompt_tokens"], u["completion_tokens"])
     assert r.choices[0].text and r.usage is not None
     assert r.usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
     stream = await client.completions.create(**body, stream=True, stream_options={"include_usage": True})
@@ -55,7 +58,7 @@ async def test_embeddings_are_billed_on_input_only(node: NodeHandle, wallet: Tes
     r = await client.embeddings.create(**body)
     assert len(r.data) == 2 and len(r.data[0].embedding) > 0
     u = expected_embedding_usage(body)
-    cost = price_of(node, body["model"], u["prompt_tokens"], 0)
+    cost = await price_of(node, body["model"], u["prompt_tokens"], 0)
     row = await node.assert_books_balance(key_id)
     assert row.balance_msat == 10_000 - cost
     charge = (await node.ledger_sums(key_id))["charge"]
@@ -74,7 +77,7 @@ async def test_responses_api_streamed_and_not(
     }
     r = await client.responses.create(**body)
     u = expected_responses_usage(body)
-    cost = price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
+    cost = await price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
     assert r.output_text and r.usage is not None
     assert r.usage.model_extra["cost"]["msats"] == cost  # type: ignore[index]
 
@@ -100,8 +103,9 @@ async def test_responses_cut_by_the_output_limit_is_still_billed_from_usage(
         raw = await r.read()
     assert b"event: response.incomplete" in raw and b'"cost"' in raw
     u = expected_responses_usage(body)
+    cost = await price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
     row = await node.assert_books_balance(key_id)
-    assert row.balance_msat == 20_000 - price_of(node, body["model"], u["input_tokens"], u["output_tokens"])
+    assert row.balance_msat == 20_000 - cost
 
 
 async def test_images_are_priced_per_image_and_unpriced_models_refused(

@@ -19,10 +19,10 @@ import aiohttp
 import bech32
 import pytest
 
-from routstr.api.state import NODE
 from routstr.cashu.tokens import decode_token, encode_token_v4
 from routstr.devtools.nutshell import free_port
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.wallet.expiry import pay_out_expired
 from tests.conftest import Upstream, chat_body, running_node
 from tests.net.loopback import first_hop, listening

@@ -9,12 +9,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from routstr.api.state import NODE
-from routstr.core.usage import Usage
 from routstr.devtools.fake_llm import expected_usage
 from routstr.devtools.fake_upstream import STATE, start_fake_upstream
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import UPSTREAM_KEY, Upstream, chat_body, running_node
+from tests.pricing_oracle import advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -57,14 +57,13 @@ fee = 0.5
             headers = {"Authorization": f"Bearer {token}"}
             body = chat_body("route me", max_tokens=20)
             u = expected_usage(body)
-            base = node.app[NODE].catalogue.price("gpt-4o-mini")
-            cheap_cost = base.usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
-            pricey_cost = (
-                node.app[NODE]
-                .providers[1]
-                .price(base)
-                .usage_cost_msat(Usage(u["prompt_tokens"], u["completion_tokens"]))
-            )
+            # the advertised price, and the markups the node publishes in /v1/info
+            base = await advertised_prices(http, node.v1, "gpt-4o-mini")
+            async with http.get(node.v1 + "/info") as r:
+                fees = (await r.json())["fees"]["provider_markup"]
+            assert fees == {"cheap": "0", "pricey": "0.5"}
+            cheap_cost = base.with_fee(fees["cheap"]).cost(u["prompt_tokens"], u["completion_tokens"])
+            pricey_cost = base.with_fee(fees["pricey"]).cost(u["prompt_tokens"], u["completion_tokens"])
             assert pricey_cost > cheap_cost
 
             async def ask(payload: dict = body) -> tuple[int, int]:

@@ -8,22 +8,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import tomllib
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from routstr.core.pricing import PriceBook
 from routstr.devtools.test_wallet import TestWallet
-from tests.conftest import PRICING, chat_body
+from tests.conftest import chat_body
 from tests.node.node_process import NodeProcess, assert_audit_passes, balance_of
+from tests.pricing_oracle import advertised_prices
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TTL_S = 1.0  # RESERVATION_TTL_SECONDS of the node_proc fixture
-PRICE = PriceBook.from_mapping(tomllib.loads(PRICING)).spec_for("gpt-4o-mini").resolve(None)
 # echoed back in 17 deltas of 3 words; 21 events 0.4 s apart: a stream of 8 s, eight TTLs
 PROMPT = " ".join(f"w{i:02d}" for i in range(50))
 SLOW = chat_body(
@@ -87,7 +85,8 @@ async def test_a_stream_longer_than_the_ttl_keeps_its_reservation_and_is_charged
         raw = await reader
     assert time.monotonic() - started > 5 * TTL_S
     usage = usage_event(raw)
-    cost = PRICE.cost_msat(usage["prompt_tokens"], usage["completion_tokens"])
+    price = await advertised_prices(http, node_proc.url + "/v1", "gpt-4o-mini")
+    cost = price.cost(usage["prompt_tokens"], usage["completion_tokens"])
     assert usage["completion_tokens"] > 40 and usage["cost"]["msats"] == cost > 0
     info = await balance_of(http, node_proc, token)
     assert info["reserved"] == 0 and info["total_spent"] == cost  # charged in full, the rest released

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from openai import AsyncOpenAI
 
-from routstr.api.state import NODE
 from routstr.cashu.tokens import Token, decode_token, encode_token_v4
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from tests.conftest import NodeHandle, chat_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

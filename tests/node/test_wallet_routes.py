@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from routstr.api.state import NODE
 from routstr.cashu.tokens import decode_token
 from routstr.devtools.nutshell import NutshellMint
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage.books import books
 from routstr.wallet.audit import audit
 from tests.conftest import NodeHandle, Upstream, chat_body, running_node

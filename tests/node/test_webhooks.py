@@ -19,9 +19,9 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import select
 
-from routstr.api.state import NODE
 from routstr.core.sealed import unseal
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import webhook_store
 from routstr.storage.schema import webhooks as webhooks_table
 from routstr.wallet.expiry import pay_out_expired

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from routstr.api.state import NODE
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage import webhook_store
 from routstr.webhooks.delivery import DeliveryPolicy, deliver_due
 from tests.conftest import Upstream, running_node

@@ -33,7 +33,7 @@ def paid(token: str) -> dict[str, str]:
 
 async def one_shot_key(node: NodeHandle, token: str) -> accounts.KeyRow:
     """The balance an X-Cashu token was redeemed into (known by the token's identity)."""
-    from routstr.api.state import NODE
+    from routstr.node import NODE
 
     th = token_identity(node.app[NODE].auth.secret, decode_token(token))
     async with node.db.read() as conn:
@@ -329,7 +329,7 @@ async def test_fees_are_accounted_and_402_for_wallets(
 async def test_a_mint_that_is_down_gives_503_and_the_token_stays_spendable(
     backend: str, nutshell_python: Path, wallet: TestWallet, fake_upstream: Upstream, tmp_path: Path
 ):
-    from routstr.api.state import NODE
+    from routstr.node import NODE
 
     with NutshellMint("xcashu-down") as mint:
         token = await wallet.asend(mint.url, 20)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def app_of(node: NodeHandle) -> Any:
-    from routstr.api.state import NODE
+    from routstr.node import NODE
 
     return node.app[NODE]
 

@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import delete, select, update
 
-from routstr.api.state import NODE
 from routstr.app import create_app
 from routstr.cashu.identity import legacy_token_identity, token_identity
 from routstr.cashu.tokens import decode_token, encode_token_v3, encode_token_v4
 from routstr.devtools.test_wallet import TestWallet
+from routstr.node import NODE
 from routstr.storage.schema import api_keys, node_settings, swaps
 from routstr.wallet.identity_upgrade import DONE_SETTING, upgrade_token_identities
 from tests.conftest import NodeHandle, Upstream, running_node

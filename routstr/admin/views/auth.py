@@ -6,17 +6,16 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.session import (
-    check_password,
     current_cookie,
     end_session,
     login_allowed,
     login_succeeded,
-    password_is_set,
     same_origin,
     start_session,
 )
 from routstr.admin.views.guard import page, see_other
-from routstr.api.state import NODE
+from routstr.node import NODE
+from routstr.operator.password import check_password, password_is_set
 
 
 def _next(request: web.Request, raw: str | None) -> str:

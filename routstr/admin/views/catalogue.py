@@ -1,8 +1,8 @@
 """Providers and models: add, edit and switch providers, set a model's price, aliases and sale, test it.
 
 Every change goes through the same functions as ``/admin/api/providers`` and ``/admin/api/models``
-(``routstr.api.admin_catalogue``): the same checks, stored in the database, applied at once here and
-by the rest of a fleet within ``CATALOGUE_SYNC_SECONDS``.
+(``routstr.operator.providers`` and ``.models``): the same checks, stored in the database, applied at
+once here and by the rest of a fleet within ``CATALOGUE_SYNC_SECONDS``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.views.guard import form, page, see_other
-from routstr.api import admin_catalogue as catalogue
-from routstr.api.state import NODE
 from routstr.core.errors import ApiError
+from routstr.node import MANAGED, NODE
+from routstr.operator import models, providers
 
 CURRENCY_KEYS = {
     "sat": ("prompt_sats_per_mtok", "completion_sats_per_mtok", "request_sats"),
@@ -31,11 +31,11 @@ def _csv(raw: str) -> list[str] | None:
 
 async def _models_page(request: web.Request, status: int = 200, flash: str | None = None,
                        error: str | None = None) -> web.Response:  # fmt: skip
-    node, managed = request.app[NODE], request.app[catalogue.MANAGED]
-    models = [catalogue.model_view(node, managed, m) for m in catalogue.model_ids(node, managed)]
-    providers = await catalogue.provider_views(node, managed)
-    return render(request, "models.html", status=status, title="Providers & models", models=models,
-                  providers=providers, flash=flash, error=error)  # fmt: skip
+    node, managed = request.app[NODE], request.app[MANAGED]
+    model_views = [models.model_view(node, managed, m) for m in models.model_ids(node, managed)]
+    provider_views = await providers.provider_views(node, managed)
+    return render(request, "models.html", status=status, title="Providers & models", models=model_views,
+                  providers=provider_views, flash=flash, error=error)  # fmt: skip
 
 
 @page
@@ -46,7 +46,7 @@ async def models_page(request: web.Request) -> web.StreamResponse:
 @page
 async def post_provider(request: web.Request) -> web.StreamResponse:
     """Add or edit a provider, or switch one on or off, or remove one (``action``)."""
-    node, managed = request.app[NODE], request.app[catalogue.MANAGED]
+    node, managed = request.app[NODE], request.app[MANAGED]
     data = form(request)
     action = data.get("action", "add")
     try:
@@ -64,16 +64,16 @@ async def post_provider(request: web.Request) -> web.StreamResponse:
             elif key or action == "add":  # an edit with the field left empty keeps the stored key
                 body["api_key"] = key or None
             if action == "add":
-                view = await catalogue.add_provider(node, managed, body)
+                view = await providers.add_provider(node, managed, body)
                 done = f"Provider {view['name']} added."
             else:
-                view = await catalogue.edit_provider(node, managed, data.get("id", ""), body)
+                view = await providers.edit_provider(node, managed, data.get("id", ""), body)
                 done = f"Provider {view['name']} saved."
         elif action in ("enable", "disable"):
-            await catalogue.edit_provider(node, managed, data.get("id", ""), {"enabled": action == "enable"})
+            await providers.edit_provider(node, managed, data.get("id", ""), {"enabled": action == "enable"})
             done = f"Provider {action}d."
         elif action == "remove":
-            await catalogue.remove_provider(node, managed, data.get("id", ""))
+            await providers.remove_provider(node, managed, data.get("id", ""))
             done = "Provider removed."
         else:
             return await _models_page(request, 400, error="Unknown action.")
@@ -84,11 +84,11 @@ async def post_provider(request: web.Request) -> web.StreamResponse:
 
 @page
 async def model_page(request: web.Request) -> web.StreamResponse:
-    node, managed = request.app[NODE], request.app[catalogue.MANAGED]
+    node, managed = request.app[NODE], request.app[MANAGED]
     model = request.query.get("model", "")
     if not model:
         raise web.HTTPSeeOther("/admin/models")
-    return render(request, "model.html", title=model, m=catalogue.model_view(node, managed, model),
+    return render(request, "model.html", title=model, m=models.model_view(node, managed, model),
                   flash=request.query.get("done"), error=None, test=None)  # fmt: skip
 
 
@@ -104,25 +104,25 @@ def _price_body(data: dict[str, str]) -> dict[str, Any] | None:
 @page
 async def post_model(request: web.Request) -> web.StreamResponse:
     """Save the model's price, sale and aliases; or drop its settings (``reset``); or test it."""
-    node, managed = request.app[NODE], request.app[catalogue.MANAGED]
+    node, managed = request.app[NODE], request.app[MANAGED]
     data = form(request)
     model, action = data.get("model", ""), data.get("action", "save")
     target = f"/admin/models/edit?model={quote(model, safe='')}"
     try:
         if action == "test":
-            result = await catalogue.test_model(node, managed, model)
-            return render(request, "model.html", title=model, m=catalogue.model_view(node, managed, model),
+            result = await models.test_model(node, managed, model)
+            return render(request, "model.html", title=model, m=models.model_view(node, managed, model),
                           flash=None, error=None, test=result)  # fmt: skip
         if action == "reset":
-            await catalogue.reset_model(node, managed, model)
+            await models.reset_model(node, managed, model)
             return see_other(target + "&done=" + quote("Back to the configured price and aliases."))
         body = {
             "price": _price_body(data),
             "enabled": data.get("enabled") == "on",
             "aliases": _csv(data.get("aliases", "")),
         }
-        await catalogue.change_model(node, managed, model, body)
+        await models.change_model(node, managed, model, body)
     except ApiError as e:
         return render(request, "model.html", status=e.status, title=model, test=None, flash=None,
-                      m=catalogue.model_view(node, managed, model), error=e.message)  # fmt: skip
+                      m=models.model_view(node, managed, model), error=e.message)  # fmt: skip
     return see_other(target + "&done=" + quote("Saved."))

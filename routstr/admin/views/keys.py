@@ -9,11 +9,11 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.views.guard import form, page, see_other
-from routstr.api.admin import set_key_limits
-from routstr.api.admin_keys import find_keys, key_with_ledger
-from routstr.api.state import NODE
 from routstr.core.errors import ApiError
 from routstr.limits import Limits
+from routstr.node import NODE
+from routstr.operator.keys import find_keys, key_with_ledger
+from routstr.operator.limits import set_key_limits
 from routstr.storage import admin_queries
 
 PAGE = 50

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.views.guard import page
-from routstr.api.admin_keys import mints_view
-from routstr.api.state import NODE
+from routstr.node import NODE
+from routstr.operator.mints import mints_view
 
 
 @page

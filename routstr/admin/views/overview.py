@@ -10,7 +10,7 @@ from aiohttp import web
 from routstr.admin.charts import bar_chart, grouped_bar_chart
 from routstr.admin.render import render
 from routstr.admin.views.guard import page
-from routstr.api.state import NODE
+from routstr.node import NODE
 from routstr.storage import admin_queries
 from routstr.storage.accounts import now_ms
 

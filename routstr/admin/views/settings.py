@@ -7,14 +7,14 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from routstr.admin.render import COOKIE_KEY, render
-from routstr.admin.session import change_password, check_password
+from routstr.admin.session import change_password
 from routstr.admin.views.guard import form, page
-from routstr.api.admin import create_admin_token
-from routstr.api.admin_access import token_name, token_rows
-from routstr.api.state import NODE, Node
 from routstr.billing.leases import RENEWALS_PER_TTL
 from routstr.core.errors import ApiError
 from routstr.core.passwords import password_problem
+from routstr.node import NODE, Node
+from routstr.operator.password import check_password
+from routstr.operator.tokens import create_admin_token, token_name, token_rows
 from routstr.storage import admin_store
 
 

@@ -1,7 +1,8 @@
 """Withdrawing earnings from the dashboard: as a Cashu token shown once, or paid over Lightning.
 
-The same wallet functions as ``POST /admin/api/withdraw`` and ``routstr withdraw``: what may leave
-is checked against the books in the transaction that takes the proofs, so users' money never goes.
+The same operations as ``POST /admin/api/withdraw`` and ``routstr withdraw`` (``routstr.operator.withdraw``):
+what may leave is checked against the books in the transaction that takes the proofs, so users' money
+never goes.
 """
 
 from __future__ import annotations
@@ -12,26 +13,15 @@ from aiohttp import web
 
 from routstr.admin.render import render
 from routstr.admin.views.guard import form, page
-from routstr.api.state import NODE, Node
 from routstr.core.errors import ApiError
-from routstr.wallet.withdraw import earnings, withdraw
-from routstr.wallet.withdraw_lightning import withdraw_lightning
-
-UNITS = ("sat", "msat")
-
-
-async def _available(node: Node) -> list[dict[str, Any]]:
-    return [
-        {"mint": m, "unit": u, "amount": await earnings(node.db, m, u)}
-        for m in node.mints.urls
-        for u in UNITS
-    ]
+from routstr.node import NODE
+from routstr.operator.withdraw import UNITS, as_token, available, over_lightning
 
 
 async def _show(request: web.Request, status: int = 200, **result: Any) -> web.Response:
     node = request.app[NODE]
     context: dict[str, Any] = {"token": None, "paid": None, "error": None, **result}
-    return render(request, "withdraw.html", status=status, available=await _available(node),
+    return render(request, "withdraw.html", status=status, available=await available(node),
                   mints=node.mints.urls, units=UNITS, **context)  # fmt: skip
 
 
@@ -57,9 +47,10 @@ async def post_withdraw(request: web.Request) -> web.StreamResponse:
         return await _show(request, 400, error="Choose one of this node's mints and a unit.")
     try:
         if to:
-            p = await withdraw_lightning(node.db, node.payouts, mint, to, amount)
-            return await _show(request, paid={"state": p.state, "amount": p.amount, "fee": p.fee})
-        w = await withdraw(node.db, node.mints, mint, unit, amount)
+            p = await over_lightning(node.db, node.payouts, mint, to, amount)
+            paid = {"state": p["state"], "amount": p["amount_sats"], "fee": p["fee_sats"]}
+            return await _show(request, paid=paid)
+        token = await as_token(node.db, node.mints, mint, unit, amount)
     except ApiError as e:
         return await _show(request, e.status if e.status < 500 else 502, error=e.message)
-    return await _show(request, token={"token": w.token, "amount": w.amount, "fee": w.fee, "unit": unit})
+    return await _show(request, token=token)

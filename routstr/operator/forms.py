@@ -1,4 +1,5 @@
-"""Reading the admin API's provider and model bodies: every mistake is a 400 that names the field.
+"""Reading the operator's provider and model bodies (admin API, dashboard, CLI): every mistake is a 400
+that names the field.
 
 Prices are read by the pricing file's own parser (``core.pricing.parse_spec``), so a price set here
 follows exactly the rules of ``PRICING_FILE``.
