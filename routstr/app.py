@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> web.Application:
         session = pooled_session()
         node = await build_node(settings, session, db, app[METRICS])
         app[NODE] = node
-        await node.catalogue.refresh(node.providers)
+        await node.catalogue.refresh()  # the providers' model lists, into the first snapshot
         await store_first_password(db, settings.admin_password)
         managed = build_managed(settings, node)
         await managed.reload()  # providers and model settings stored through the admin API
@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> web.Application:
         await session.close()
         await node.pipeline.limiter.close()
         await managed.close()
-        for provider in node.providers:
+        for provider in node.runtime.current.providers:
             await provider.client.session.close()
         await db.close()
 

@@ -18,7 +18,7 @@ from routstr.core.ids import PROCESS
 from routstr.discovery.publisher import CHECK_EVERY_S, publisher_for
 from routstr.limits import LimitPolicy
 from routstr.node import Node
-from routstr.storage import accounts, leases, ledger_ops, limit_overrides
+from routstr.storage import accounts, leases, limit_overrides
 from routstr.upstream.managed import ManagedCatalogue
 from routstr.wallet.expiry import pay_out_expired
 from routstr.wallet.recovery import recover_pending
@@ -67,13 +67,26 @@ def recovers_at_once(settings: Settings) -> bool:
     return settings.database_url.startswith("sqlite") and not settings.worker
 
 
+async def reload_limits(node: Node) -> bool:
+    """The per-key rate limits as stored (set through another process of the fleet), in a new runtime
+    snapshot if they changed. A change applied in this process while they were read is newer than
+    what was read: it is kept (the next round reads it back). True when replaced."""
+    before = node.runtime.current.limits
+    overrides = await limit_overrides.load(node.db)
+    now = node.runtime.current.limits
+    if now is not before or overrides == now.overrides:
+        return False
+    node.runtime.replace(limits=LimitPolicy(now.default, overrides))
+    return True
+
+
 def start_jobs(
     settings: Settings, node: Node, managed: ManagedCatalogue | None = None
 ) -> list[asyncio.Task[None]]:
     db = node.db
 
     async def sweep() -> None:
-        await db.ledger.run(ledger_ops.release_expired, accounts.now_ms())
+        await db.ledger.release_expired(accounts.now_ms())
 
     async def recover() -> None:
         counts = await recover_pending(db, node.mints)
@@ -138,14 +151,14 @@ def start_jobs(
     if recovers_at_once(settings):  # not leased: a crashed holder's lease must not delay this pass
         tasks.append(asyncio.create_task(_guarded("start-up recovery", recover_at_start)))
 
-    async def refresh_limits() -> None:  # overrides set through another process of the fleet
-        node.pipeline.limits = LimitPolicy(node.pipeline.limits.default, await limit_overrides.load(db))
+    async def refresh_limits() -> None:
+        await reload_limits(node)
 
     tasks.append(asyncio.create_task(every(LIMITS_EVERY_S, "rate-limit overrides", refresh_limits)))
     # per process, not leased: each process renews the reservations of its own running requests
     tasks.append(asyncio.create_task(LeaseRenewer(node.pipeline).run()))
     tasks.append(asyncio.create_task(every(settings.mint_health_s, "mint health", node.mints.check_health)))
-    tasks.append(asyncio.create_task(node.catalogue.refresh_forever(node.providers)))
+    tasks.append(asyncio.create_task(node.catalogue.refresh_forever()))
     if managed is not None:  # providers and model settings changed by another process of the fleet
         sync = managed.sync
 

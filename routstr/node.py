@@ -1,7 +1,9 @@
 """The composition root: the node's long-lived parts, built once from its settings and wired together.
 
 ``build_node`` makes every part (database, mints, wallet, pipeline, catalogue, rates) and hands them
-over as one ``Node``; ``build_managed`` adds the providers and model settings managed at run time. The
+over as one ``Node``; ``build_managed`` adds the providers and model settings managed at run time.
+What can change while the node runs (providers, aliases, prices, switched-off models, per-key rate
+limits) is one snapshot in ``Node.runtime`` (``upstream/runtime.py``), replaced whole on a change. The
 application factory (``app.py``) runs them in aiohttp's lifecycle and reaches them through ``NODE``
 and ``MANAGED``; the operator's functions (``routstr.operator``) take the ``Node``. Nothing here
 serves HTTP, and nothing happens at import time.
@@ -10,6 +12,7 @@ serves HTTP, and nothing happens at import time.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,8 +31,9 @@ from routstr.storage.node_secret import load_node_secret
 from routstr.upstream.breaker import Breaker
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
-from routstr.upstream.managed import ManagedCatalogue
+from routstr.upstream.managed import ManagedCatalogue, effective
 from routstr.upstream.providers import Provider
+from routstr.upstream.runtime import Runtime, RuntimeHolder
 from routstr.upstream.spec import ProviderSpec
 from routstr.wallet.identity_upgrade import upgrade_token_identities
 from routstr.wallet.lightning_in import Invoices
@@ -49,13 +53,18 @@ class Node:
     refunder: Refunder
     auth: Authenticator
     catalogue: Catalogue
-    providers: list[Provider]
+    runtime: RuntimeHolder  # the current snapshot of providers, aliases, prices, limits
     pipeline: Pipeline
     rates: BtcUsdFeed
     xcashu: XCashu
     invoices: Invoices
     payouts: Payouts
     nostr: NostrKey | None = None  # the node's Nostr key (build_node always sets it)
+
+    @property
+    def providers(self) -> Sequence[Provider]:
+        """The providers in rotation now (for views: a request reads its own snapshot's)."""
+        return self.runtime.current.providers
 
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
@@ -89,35 +98,38 @@ async def build_node(
         max_age_s=settings.btc_usd_max_age_s,
         pinned=settings.btc_usd_price,
     )
+    default_limits = Limits(
+        settings.rate_limit_requests_per_minute,
+        settings.rate_limit_tokens_per_hour,
+        settings.rate_limit_concurrent,
+    )
+    runtime = RuntimeHolder(
+        Runtime(
+            1,
+            tuple(new_provider(settings, spec) for spec in settings.providers),
+            effective(settings.providers, settings.aliases, settings.prices, (), ()),  # the files' alone
+            LimitPolicy(default_limits),
+        )
+    )
     catalogue = Catalogue(
         settings.prices,
         rates.rate,
         settings.default_max_output_tokens,
         settings.image_input_tokens,
         settings.min_fitted_max_tokens,
+        runtime,
     )
-    catalogue.aliases = dict(settings.aliases)
-    providers = [new_provider(settings, spec) for spec in settings.providers]
     refunder = Refunder(db, mints)
     xcashu = XCashu(db, mints, redeemer, refunder, secret)
     pipeline = Pipeline(
         db,
         auth,
         catalogue,
-        providers,
         settings.max_body_bytes,
         settings.reservation_ttl_s,
         xcashu,
-        settings.aliases,
         settings.missing_key_status,
         limiter,
-        LimitPolicy(
-            Limits(
-                settings.rate_limit_requests_per_minute,
-                settings.rate_limit_tokens_per_hour,
-                settings.rate_limit_concurrent,
-            )
-        ),
         counters,
         (
             Limits(settings.xcashu_limit_per_address, 0, 0),
@@ -136,7 +148,7 @@ async def build_node(
         refunder,
         auth,
         catalogue,
-        providers,
+        runtime,
         pipeline,
         rates,
         xcashu,
@@ -147,17 +159,15 @@ async def build_node(
 
 
 def build_managed(settings: Settings, node: Node) -> ManagedCatalogue:
-    """The providers and model settings stored through the admin API, over the node's catalogue and
-    pipeline (call ``reload()`` to apply what is stored)."""
+    """The providers and model settings stored through the admin API, laid over the files' into the
+    node's runtime snapshot (call ``reload()`` to apply what is stored)."""
     return ManagedCatalogue(
         node.db,
         node.auth.secret,
         node.catalogue,
-        node.providers,
-        [node.pipeline],
         functools.partial(new_provider, settings),
         settings.providers,
-        dict(settings.aliases),
+        settings.aliases,
         settings.prices,
         node.rates,
     )

@@ -196,9 +196,10 @@ def admin_paths() -> dict[str, Any]:
         },
         "/admin/api/keys/{key_id}/limits": {
             "put": _op(
-                "Set one key's rate limits (0: none)",
+                "Set one key's rate limits (0: none; each at most 2^31-1); 404 for a key that does not exist",
                 _json("The limits in force"),
                 400,
+                404,
                 body={
                     "type": "object",
                     "properties": {

@@ -14,8 +14,8 @@ import asyncio
 import logging
 
 from routstr.billing.pipeline import Pipeline
-from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
+from routstr.storage.hot_ledger import RENEW_MAX
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ RENEWALS_PER_TTL = 3
 class LeaseRenewer:
     """Renews the reservations of ``pipeline.live`` every ``ttl / 3`` for as long as it runs."""
 
-    def __init__(self, pipeline: Pipeline, batch: int = ledger_ops.RENEW_MAX) -> None:
+    def __init__(self, pipeline: Pipeline, batch: int = RENEW_MAX) -> None:
         self.pipeline = pipeline
-        self.batch = min(batch, ledger_ops.RENEW_MAX)
+        self.batch = min(batch, RENEW_MAX)
         self.period_s = pipeline.reservation_ttl_ms / 1000 / RENEWALS_PER_TTL
         self._failing = False
 
@@ -39,7 +39,7 @@ class LeaseRenewer:
         for i in range(0, len(refs), self.batch):
             chunk = refs[i : i + self.batch]
             expires_at = now_ms() + self.pipeline.reservation_ttl_ms
-            n = await self.pipeline.db.ledger.run(ledger_ops.renew, chunk, expires_at)
+            n = await self.pipeline.db.ledger.renew(chunk, expires_at)
             # a request settled meanwhile has left ``live``; one still in it must have had its row
             lost = sum(1 for ref in chunk if ref in live) - n
             if lost > 0:

@@ -39,7 +39,6 @@ from routstr.limits.by_address import XCASHU_SPACE, address_group, admit
 from routstr.metrics.counters import NodeMetrics, unreachable_kind
 from routstr.metrics.trace import TRACE, Trace
 from routstr.net.client_address import Network, client_address
-from routstr.storage import ledger_ops
 from routstr.storage.accounts import now_ms
 from routstr.storage.db import Database
 from routstr.upstream.breaker import retry_after_seconds
@@ -59,14 +58,11 @@ class Pipeline:
         db: Database,
         auth: Authenticator,
         catalogue: Catalogue,
-        providers: list[Provider],
         max_body: int,
         reservation_ttl_s: int,
         xcashu: XCashu,
-        aliases: Mapping[str, tuple[str, ...]] | None = None,
         missing_key_status: int = 401,
         limiter: RateLimiter | None = None,
-        limits: LimitPolicy | None = None,
         metrics: NodeMetrics | None = None,
         xcashu_limits: tuple[Limits, Limits] = (Limits(120, 0, 0), Limits(3000, 0, 0)),
         trusted_proxies: Sequence[Network] = (),
@@ -75,14 +71,13 @@ class Pipeline:
         self.metrics = metrics or NodeMetrics()
         self.xcashu_limits = xcashu_limits  # X-Cashu requests a minute: per client address, in total
         self.limiter = limiter or MemoryLimiter()
-        self.limits = limits or LimitPolicy()
         self.db = db
         self.auth = auth
         self.xcashu = xcashu
         self.missing_key_status = missing_key_status
         self.catalogue = catalogue
-        self.providers = providers
-        self.aliases = dict(aliases or {})  # public model id -> provider model ids
+        # providers, aliases, prices and rate limits: one snapshot per request (upstream/runtime.py)
+        self.runtime = catalogue.runtime
         self.max_body = max_body
         # a reservation older than this belongs to a request that cannot still be running (crash)
         self.reservation_ttl_ms = reservation_ttl_s * 1000
@@ -92,9 +87,20 @@ class Pipeline:
         self.live: set[str] = set()
         self.relay = Relay(self._settle, xcashu, self.metrics)
 
+    @property
+    def limits(self) -> LimitPolicy:
+        """The rate limits in force now (for views: a request reads its snapshot's)."""
+        return self.runtime.current.limits
+
+    @property
+    def aliases(self) -> Mapping[str, tuple[str, ...]]:
+        """The exact aliases in force now (for views: a request reads its snapshot's)."""
+        return self.runtime.current.aliases
+
     async def run(
         self, request: web.Request, client: ClientSide, request_id: str, ref: str
     ) -> web.StreamResponse:
+        rt = self.runtime.current  # the one version this whole request sees, whatever changes meanwhile
         trace = request.get(TRACE) or Trace()
         trace.endpoint = client.name
         token = xcashu_value(request.headers)
@@ -105,17 +111,18 @@ class Pipeline:
             raw, body = await read_json_body(request, self.max_body)
             size = len(raw)
         facts = client.inspect(body, size)
-        facts.model = self.catalogue.resolve(facts.model)  # a wildcard alias: served and billed as its target
+        facts.model = rt.resolve(facts.model)  # a wildcard alias: served and billed as its target
         # an image's tokens are not bounded by its bytes (a URL is a few): each counts at the bound
         facts.prompt_bound_tokens += facts.images * self.catalogue.image_input_tokens
-        base = self.catalogue.price(facts.model)
+        base = self.catalogue.price(facts.model, rt)
+        providers = list(rt.providers)
         candidates = route(
-            self.providers, facts.model, self.aliases, lambda p: adapter_for(client, p.spec.kind) is not None
+            providers, facts.model, rt.aliases, lambda p: adapter_for(client, p.spec.kind) is not None
         )
         if not candidates:  # a 404, never a 5xx: SDKs retry those, and no retry can help here
             raise NotFound(
                 f"No provider of this node serves {facts.model!r} on this endpoint"
-                if serves_any(self.providers, facts.model, self.aliases)
+                if serves_any(providers, facts.model, rt.aliases)
                 else f"No provider of this node serves {facts.model!r}",
                 details={"model": facts.model},
                 code="model_not_found",
@@ -140,7 +147,7 @@ class Pipeline:
             # a Cashu token as the key may be redeemed now: its refusals are counted per client address
             remote = None if bearer.startswith("sk-") else client_address(request, self.trusted_proxies)
             key_id = await self.auth.key_id(bearer, remote)
-            decision = await self.limiter.acquire(key_id, self.limits.limits_for(key_id))
+            decision = await self.limiter.acquire(key_id, rt.limits.limits_for(key_id))
             if not decision.allowed:
                 raise decision.error()
         held: Held | None = None
@@ -325,26 +332,16 @@ class Pipeline:
 
     async def _try_reserve(self, key_id: int, amount: int, ref: str, model: str) -> int | None:
         """None when reserved; otherwise the available balance that was too small."""
-        return await self.db.ledger.run(
-            ledger_ops.reserve,
-            key_id,
-            amount,
-            ref,
-            model,
-            now_ms(),
-            self.reservation_ttl_ms,
-            quiet=self._quiet(),
-        )
+        return await self.db.ledger.reserve(key_id, amount, ref, model, now_ms(), self.reservation_ttl_ms)
 
     async def _settle(self, held: Held, usage: Usage | None, cost: int) -> None:
-        """Close the reservation, once. The writer finishes a submitted call even if this handler is
+        """Close the reservation, once. The ledger finishes a submitted call even if this handler is
         cancelled, so a settlement is never lost half-way."""
         held.settled = True
         self.live.discard(held.ref)
         if usage is not None:
             held.tokens = usage.prompt_tokens + usage.completion_tokens
-        s = await self.db.ledger.run(
-            ledger_ops.settle,
+        s = await self.db.ledger.settle(
             held.key_id,
             held.ref,
             held.amount_msat,
@@ -353,16 +350,11 @@ class Pipeline:
             usage.prompt_tokens if usage else None,
             usage.completion_tokens if usage else None,
             now_ms(),
-            quiet=self._quiet(),
         )
         if usage is not None:
             self.metrics.settled(held.facts.model, usage.prompt_tokens, usage.completion_tokens, s.charge)
         if s.unpaid:  # never on a request the node capped and reserved for (tests watch for this line)
             log.warning("request %s cost %d msat %s", held.ref, s.unpaid, WRITE_OFF)
-
-    def _quiet(self) -> bool:
-        """Only this request is in flight: the ledger may run it inline (see storage/writer.py)."""
-        return self.in_flight <= 1
 
 
 def _short(available: int, required: int, shot: OneShot | None) -> ApiError:

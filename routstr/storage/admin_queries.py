@@ -19,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from routstr.core import ledger as rules
 from routstr.core.books import MintBooks
 from routstr.core.money import UNIT_MSAT
-from routstr.storage.accounts import KEY_COLS, get_setting
+from routstr.storage import limit_overrides
+from routstr.storage.accounts import KEY_COLS
 from routstr.storage.books import books
-from routstr.storage.limit_overrides import SETTING as LIMITS_SETTING
-from routstr.storage.limit_overrides import decode as decode_limits
 from routstr.storage.schema import api_keys, ledger, swaps
 
 HOUR_MS = 3_600_000
@@ -81,15 +80,15 @@ class RequestEntry:
 _KEY_COLS = (*KEY_COLS, api_keys.c.created_at, api_keys.c.expires_at, api_keys.c.refund_address)
 
 
-async def _limit_overrides(conn: AsyncConnection) -> dict[int, dict[str, int]]:
-    raw = await get_setting(conn, LIMITS_SETTING)
+async def _limit_overrides(conn: AsyncConnection, key_ids: list[int]) -> dict[int, dict[str, int]]:
+    """The rate-limit overrides of these keys (those without one have the node's defaults)."""
     return {
         k: {
             "requests_per_minute": v.requests_per_minute,
             "tokens_per_hour": v.tokens_per_hour,
             "concurrent": v.concurrent,
         }
-        for k, v in decode_limits(raw).items()
+        for k, v in (await limit_overrides.read(conn, key_ids)).items()
     }
 
 
@@ -98,7 +97,7 @@ async def _summaries(
 ) -> list[KeySummary]:
     q = select(*_KEY_COLS).where(*where).order_by(api_keys.c.id.desc()).limit(limit)
     rows = (await conn.execute(q)).all()
-    limits = await _limit_overrides(conn) if rows else {}
+    limits = await _limit_overrides(conn, [int(r.id) for r in rows]) if rows else {}
     return [
         KeySummary(
             id=int(r.id),

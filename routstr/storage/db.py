@@ -18,8 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from routstr.storage.pg_writer import PgWriter
-from routstr.storage.writer import SqliteWriter
+from routstr.storage.hot_ledger import HotLedger
+from routstr.storage.pg_writer import PgLedger
+from routstr.storage.writer import SqliteLedger
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -68,9 +69,9 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
             )
             self.reader = self.writer
-        # the hot path (reserve, settle) runs here: see writer.py
-        self.ledger: SqliteWriter | PgWriter = (
-            SqliteWriter(url) if self.is_sqlite else PgWriter(url, self.writer, pool_size)
+        # the hot path (reserve, settle, their leases and sweep): the one place a backend's is chosen
+        self.ledger: HotLedger = (
+            SqliteLedger(url) if self.is_sqlite else PgLedger(url, self.writer, pool_size)
         )
 
     @asynccontextmanager

@@ -1,10 +1,11 @@
 """The hot-path money statements: reserve and settle (and the sweep and lease renewal of their
 reservations), as plain SQL over a tiny executor.
 
-They run on every billed request, so they are written once as portable SQL with named parameters
-and executed either on a dedicated SQLite writer thread (``sqlite3``, group commit) or through
-SQLAlchemy on PostgreSQL (see ``writer.py``). Each function is one transaction's worth of work; the
-ledger row of every movement is written beside the balance change it records.
+They run on every billed request, so they are written once, here, as portable SQL with named
+parameters; the hot ledger of each backend (``hot_ledger.py``) runs them: on SQLite through a writer
+thread or inline (``writer.py``), on PostgreSQL through SQLAlchemy, or composed into one statement
+per operation from these same texts (``pg_writer.py``). Each function is one transaction's worth of
+work; the ledger row of every movement is written beside the balance change it records.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ LEDGER_ROW = (
 )
 BALANCE = "SELECT balance_msat FROM api_keys WHERE id = :key_id"
 DROP_RESERVATION = "DELETE FROM reservations WHERE request_id = :request_id"
+# a settlement's rows always name the model; the sweep's release (``release_expired``) never does
+SETTLED = (
+    f"SELECT 1 FROM ledger WHERE request_id = :request_id AND (kind = '{rules.CHARGE}'"
+    f" OR (kind = '{rules.RELEASE}' AND model IS NOT NULL)) LIMIT 1"
+)
+NOTHING = rules.Settlement(charge=0, release=0, extra=0, unpaid=0)
 APPLY_SETTLEMENT = (
     "UPDATE api_keys SET balance_msat = balance_msat + :release - :extra,"
     " reserved_msat = reserved_msat - :held_charge - :release,"
@@ -98,8 +105,12 @@ def settle(
     now: int,
 ) -> rules.Settlement:
     """Close a reservation: charge the cost, release the rest (rules in ``routstr.core.ledger``).
-    A limited key's is closed by ``limited_ops``: its guarded UPDATE here changes nothing."""
+    A limited key's is closed by ``limited_ops``: its guarded UPDATE here changes nothing. Closing a
+    request a second time changes nothing (``NOTHING``): only a request that was never settled is
+    charged once its reservation is gone."""
     if x.run(DROP_RESERVATION, {"request_id": request_id}) != 1:
+        if x.rows(SETTLED, {"request_id": request_id}):
+            return NOTHING  # settled already: a repeated call must not charge again
         reserved = 0  # the expiry sweeper gave it back already: charge only what is free now
     # an overrun reads a balance under a lock: a limited key's limit row must be locked before it
     if not (cost > reserved and limited_ops.is_limited(x, key_id)):

@@ -1,59 +1,65 @@
-"""Per-key rate-limit overrides, kept in the database so a whole fleet applies the same ones."""
+"""Per-key rate-limit overrides, one row per key in ``key_rate_limits``, so a whole fleet applies the
+same ones (each process loads them: ``routstr/jobs.py``)."""
 
 from __future__ import annotations
 
-import orjson
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from routstr.limits import Limits
 from routstr.storage.db import Database
-from routstr.storage.schema import node_settings
+from routstr.storage.schema import api_keys, key_rate_limits
 
-SETTING = "rate_limit_overrides"
+_COLS = (
+    key_rate_limits.c.key_id,
+    key_rate_limits.c.requests_per_minute,
+    key_rate_limits.c.tokens_per_hour,
+    key_rate_limits.c.concurrent,
+)
 
 
-def decode(raw: str | None) -> dict[int, Limits]:
-    data = orjson.loads(raw) if raw else {}
-    return {int(k): Limits(int(v[0]), int(v[1]), int(v[2])) for k, v in data.items()}
-
-
-async def _raw(conn: AsyncConnection, for_update: bool = False) -> str | None:
-    q = select(node_settings.c.value).where(node_settings.c.name == SETTING)
-    row = (await conn.execute(q.with_for_update() if for_update else q)).first()
-    return str(row[0]) if row else None
+async def read(conn: AsyncConnection, key_ids: list[int] | None = None) -> dict[int, Limits]:
+    """The overrides (of ``key_ids`` only, if given)."""
+    q = select(*_COLS)
+    if key_ids is not None:
+        q = q.where(key_rate_limits.c.key_id.in_(key_ids))
+    rows = (await conn.execute(q)).all()
+    return {
+        int(r.key_id): Limits(int(r.requests_per_minute), int(r.tokens_per_hour), int(r.concurrent))
+        for r in rows
+    }
 
 
 async def load(db: Database) -> dict[int, Limits]:
     async with db.read() as conn:
-        return decode(await _raw(conn))
+        return await read(conn)
 
 
-async def set_override(db: Database, key_id: int, limits: Limits | None) -> dict[int, Limits]:
-    """Set (or, with None, remove) one key's limits; returns all overrides."""
-    for _ in range(3):  # a concurrent first write from another process: read again and retry
+async def set_override(db: Database, key_id: int, limits: Limits | None) -> dict[int, Limits] | None:
+    """Set (or, with None, remove) one key's limits; returns all overrides, or None when setting the
+    limits of a key that does not exist."""
+    values = (
+        None
+        if limits is None
+        else {
+            "requests_per_minute": limits.requests_per_minute,
+            "tokens_per_hour": limits.tokens_per_hour,
+            "concurrent": limits.concurrent,
+        }
+    )
+    for _ in range(3):  # two first writes for one key at once: the loser finds the row and updates it
         try:
             async with db.write() as conn:
-                raw = await _raw(conn, for_update=True)  # two processes must not overwrite each other
-                current = decode(raw)
-                if limits is None:
-                    current.pop(key_id, None)
-                else:
-                    current[key_id] = limits
-                value = orjson.dumps(
-                    {
-                        str(k): [v.requests_per_minute, v.tokens_per_hour, v.concurrent]
-                        for k, v in current.items()
-                    }
-                ).decode()
-                if raw is None:
-                    await conn.execute(node_settings.insert().values(name=SETTING, value=value))
-                else:
-                    await conn.execute(
-                        update(node_settings).where(node_settings.c.name == SETTING).values(value=value)
-                    )
-                return current
+                if values is None:
+                    await conn.execute(delete(key_rate_limits).where(key_rate_limits.c.key_id == key_id))
+                    return await read(conn)
+                if (await conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id))).first() is None:
+                    return None
+                q = update(key_rate_limits).where(key_rate_limits.c.key_id == key_id).values(**values)
+                if (await conn.execute(q)).rowcount == 0:
+                    await conn.execute(insert(key_rate_limits).values(key_id=key_id, **values))
+                return await read(conn)
         except IntegrityError:
             continue
     raise RuntimeError("could not store the rate-limit override")

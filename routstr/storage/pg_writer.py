@@ -1,70 +1,129 @@
-"""PostgreSQL's hot path: reserve and settle as one statement each, on a raw asyncpg pool.
+"""The hot ledger on PostgreSQL: reserve and settle as one statement each on a raw asyncpg pool.
 
 Through SQLAlchemy every statement of ``ledger_ops.reserve`` / ``settle`` was a round trip plus the
 ORM's per-statement work (9 statements and two BEGIN/COMMITs per request; measured in bench/: 273
 req/s against 2,529 on SQLite). Here each is one data-modifying CTE, so one round trip that commits
-on its own: all of its parts happen or none does.
+on its own: all of its parts happen or none does. The CTEs are composed from ``ledger_ops``'s own
+statements (``INSERT … VALUES`` turned into ``INSERT … SELECT … FROM`` the step before it, named
+parameters numbered for asyncpg): the SQL of each operation is written once.
 
 The rules stay in ``routstr.core.ledger``: the settlement is computed in Python for the common case
 (the reservation is still there and the cost fits in it) and the statement only applies it if that
-case holds. Anything else (the sweeper released the reservation, the cost overran it) and every
-other call take the portable path in ``ledger_ops`` through SQLAlchemy, one transaction each.
+case holds. Anything else (a limited key, the sweeper released the reservation, the cost overran it)
+and every other operation take the portable path in ``ledger_ops`` through SQLAlchemy, one
+transaction each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routstr.core import ledger as rules
-from routstr.storage import ledger_ops
-from routstr.storage.writer import EngineWriter
+from routstr.storage import ledger_ops as ops
+from routstr.storage import limited_ops
 
 T = TypeVar("T")
 _GENERAL = object()  # a fast path's answer: "not my case, take the portable path"
+_PARAM = re.compile(r"(?<![:\w]):([a-z_]\w*)")
 
-# $1 key_id, $2 amount, $3 request_id, $4 model, $5 now, $6 expires_at
-RESERVE = f"""
-WITH r AS (
-  UPDATE api_keys SET balance_msat = balance_msat - $2, reserved_msat = reserved_msat + $2
-  WHERE id = $1 AND balance_msat >= $2 AND NOT limited RETURNING id
-), h AS (
-  INSERT INTO reservations (request_id, key_id, amount_msat, created_at, expires_at)
-  SELECT $3, id, $2, $5, $6 FROM r
-), l AS (
-  INSERT INTO ledger (key_id, kind, amount_msat, request_id, model, created_at)
-  SELECT id, '{rules.RESERVE}', $2, $3, $4, $5 FROM r
+
+def rename(sql: str, **names: str) -> str:
+    """``sql`` with some of its ``:name`` parameters replaced by other SQL (a parameter, a literal)."""
+    return _PARAM.sub(lambda m: names.get(m[1], m[0]), sql)
+
+
+def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with ``$1, $2, …`` for its ``:name`` parameters (asyncpg's form), and their names in order."""
+    order: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m[1] not in order:
+            order.append(m[1])
+        return f"${order.index(m[1]) + 1}"
+
+    return _PARAM.sub(number, sql), tuple(order)
+
+
+def insert_after(insert: str, step: str, where: str = "") -> str:
+    """A ``ledger_ops`` ``INSERT … VALUES (…)`` as ``INSERT … SELECT … FROM step``: it writes its row only
+    if the CTE ``step`` returned one."""
+    head, sep, values = insert.partition(" VALUES (")
+    if not sep or not values.endswith(")"):
+        raise ValueError(f"not an INSERT … VALUES (…): {insert!r}")
+    return f"{head} SELECT {values[:-1]} FROM {step}" + (f" WHERE {where}" if where else "")
+
+
+_RESERVED_ROW = rename(ops.LEDGER_ROW, kind=f"'{rules.RESERVE}'", pt="NULL", ct="NULL")
+# a settlement's charge and release rows, in that order, each only if not zero (as ``ledger_rows``)
+_SETTLED_ROWS = insert_after(
+    rename(ops.LEDGER_ROW, kind="m.kind", amount="m.amount", pt="m.pt", ct="m.ct"),
+    f"u, (VALUES ('{rules.CHARGE}', CAST(:charge AS BIGINT), CAST(:pt AS INTEGER), CAST(:ct AS INTEGER)),"
+    f" ('{rules.RELEASE}', :release, NULL, NULL)) AS m (kind, amount, pt, ct)",
+    "m.amount > 0",
 )
-SELECT EXISTS (SELECT 1 FROM r)
-"""
+RESERVE, RESERVE_PARAMS = numbered(
+    f"WITH r AS ({ops.RESERVE} RETURNING id),"
+    f" h AS ({insert_after(ops.ADD_RESERVATION, 'r')}),"
+    f" l AS ({insert_after(_RESERVED_ROW, 'r')})"
+    " SELECT EXISTS (SELECT 1 FROM r)"
+)
 # a refused reservation reports the balance as it is now (the statement above saw an older snapshot);
 # a limited key (child key, spending limit) is reserved by the portable path (storage/limited_ops.py)
-BALANCE = "SELECT balance_msat, limited FROM api_keys WHERE id = $1"
-
-# $1 key_id, $2 request_id, $3 reserved, $4 charge, $5 release, $6 model, $7 prompt, $8 completion, $9 now
-SETTLE_WITHIN = f"""
-WITH d AS (
-  DELETE FROM reservations WHERE request_id = $2 AND key_id = $1 AND amount_msat = $3
-    AND limit_key_id IS NULL RETURNING key_id
-), u AS (
-  UPDATE api_keys SET balance_msat = balance_msat + $5, reserved_msat = reserved_msat - $4 - $5,
-    total_spent_msat = total_spent_msat + $4, total_requests = total_requests + 1
-  WHERE id = (SELECT key_id FROM d) RETURNING id
-), l AS (
-  INSERT INTO ledger (key_id, kind, amount_msat, request_id, model, prompt_tokens, completion_tokens,
-                      created_at)
-  SELECT u.id, m.kind, m.amount, $2, $6, m.pt, m.ct, $9
-  FROM u, (VALUES ('{rules.CHARGE}', $4::bigint, $7::integer, $8::integer),
-                  ('{rules.RELEASE}', $5::bigint, NULL, NULL)) AS m (kind, amount, pt, ct)
-  WHERE m.amount > 0
+KEY_STATE, KEY_STATE_PARAMS = numbered(limited_ops.KEY_STATE)
+# the reservation is taken only if it is this plain key's own and unchanged; the rest follows it
+SETTLE_WITHIN, SETTLE_PARAMS = numbered(
+    f"WITH d AS ({ops.DROP_RESERVATION} AND key_id = :key_id AND amount_msat = :reserved"
+    " AND limit_key_id IS NULL RETURNING key_id),"
+    f" u AS ({ops.APPLY_SETTLEMENT} AND id IN (SELECT key_id FROM d) RETURNING id),"
+    f" l AS ({_SETTLED_ROWS})"
+    " SELECT count(*) FROM d"
 )
-SELECT count(*) FROM d
-"""
+
+
+class _AlchemyExec:
+    locking = True
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def run(self, sql: str, params: dict[str, Any]) -> int:
+        return int(self.conn.execute(_text(sql), params).rowcount)
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.conn.execute(_text(sql), params).all()]
+
+
+_TEXTS: dict[str, Any] = {}
+
+
+def _text(sql: str) -> Any:
+    t = _TEXTS.get(sql)
+    if t is None:
+        t = _TEXTS[sql] = text(sql)
+    return t
+
+
+class EngineWriter:
+    """``ledger_ops`` calls as one SQLAlchemy transaction each: the portable path."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def run(self, op: Callable[..., T], *args: Any) -> T:
+        """One transaction; shielded, so a cancelled caller does not abort it half-way."""
+        return await asyncio.shield(self._transaction(op, args))
+
+    async def _transaction(self, op: Callable[..., T], args: tuple[Any, ...]) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(lambda sync_conn: op(_AlchemyExec(sync_conn), *args))
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -77,27 +136,51 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class PgWriter:
-    """``run(op, *args)`` like the other writers; reserve and settle take their one-statement form."""
+class PgLedger:
+    """``HotLedger`` on PostgreSQL. ``run(op, *args)`` is the portable path for any ``ledger_ops`` call."""
 
     def __init__(self, url: str, engine: AsyncEngine, pool_size: int) -> None:
         self.dsn = asyncpg_dsn(url)
         self.pool_size = pool_size
         self.general = EngineWriter(engine)
         self._pool: asyncio.Task[asyncpg.Pool] | None = None
-        self._fast: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {
-            ledger_ops.reserve: self._reserve,
-            ledger_ops.settle: self._settle,
-        }
 
-    async def run(self, op: Callable[..., T], *args: Any, quiet: bool = False) -> T:
-        """Shielded, so a cancelled caller does not leave its call unknown: it completes either way."""
-        fast = self._fast.get(op)
-        if fast is not None:
-            result = await asyncio.shield(fast(*args))
-            if result is not _GENERAL:
-                return result  # type: ignore[no-any-return]
+    async def run(self, op: Callable[..., T], *args: Any) -> T:
         return await self.general.run(op, *args)
+
+    async def reserve(
+        self, key_id: int, amount: int, request_id: str, model: str, now: int, ttl_ms: int
+    ) -> int | None:
+        """Shielded, like every call here: a cancelled caller does not leave its call unknown."""
+        args = (key_id, amount, request_id, model, now, ttl_ms)
+        done = await asyncio.shield(self._reserve(*args))
+        if done is not _GENERAL:
+            return done  # type: ignore[no-any-return]
+        return await self.general.run(ops.reserve, *args)
+
+    async def settle(
+        self,
+        key_id: int,
+        request_id: str,
+        reserved: int,
+        cost: int,
+        model: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        now: int,
+    ) -> rules.Settlement:
+        args = (key_id, request_id, reserved, cost, model, prompt_tokens, completion_tokens, now)
+        if cost <= reserved:  # an overrun reads the balance under a lock: the portable transaction
+            done = await asyncio.shield(self._settle(*args))
+            if done is not _GENERAL:
+                return done  # type: ignore[no-any-return]
+        return await self.general.run(ops.settle, *args)
+
+    async def renew(self, request_ids: Sequence[str], expires_at: int) -> int:
+        return await self.general.run(ops.renew, request_ids, expires_at)
+
+    async def release_expired(self, now: int) -> int:
+        return await self.general.run(ops.release_expired, now)
 
     async def _conn_pool(self) -> asyncpg.Pool:
         if self._pool is None:  # one creation shared by every first caller
@@ -114,9 +197,11 @@ class PgWriter:
         self, key_id: int, amount: int, request_id: str, model: str, now: int, ttl_ms: int
     ) -> Any:
         pool = await self._conn_pool()
-        if await pool.fetchval(RESERVE, key_id, amount, request_id, model, now, now + ttl_ms):
+        p = {"key_id": key_id, "amount": amount, "request_id": request_id, "model": model, "now": now,
+             "expires_at": now + ttl_ms}  # fmt: skip
+        if await pool.fetchval(RESERVE, *[p[n] for n in RESERVE_PARAMS]):
             return None
-        row = await pool.fetchrow(BALANCE, key_id)
+        row = await pool.fetchrow(KEY_STATE, *[p[n] for n in KEY_STATE_PARAMS])
         if row is None:
             return 0
         return _GENERAL if row[1] else int(row[0])
@@ -132,14 +217,12 @@ class PgWriter:
         completion_tokens: int | None,
         now: int,
     ) -> Any:
-        if cost > reserved:
-            return _GENERAL  # an overrun reads the balance under a lock: the portable transaction
         s = rules.settle(reserved, cost, 0)
         pool = await self._conn_pool()
-        settled = await pool.fetchval(
-            SETTLE_WITHIN, key_id, request_id, reserved, s.charge, s.release, model, prompt_tokens,
-            completion_tokens, now,
-        )  # fmt: skip
+        p = {"key_id": key_id, "request_id": request_id, "reserved": reserved, "charge": s.charge,
+             "release": s.release, "extra": 0, "held_charge": s.charge, "model": model,
+             "pt": prompt_tokens, "ct": completion_tokens, "now": now}  # fmt: skip
+        settled = await pool.fetchval(SETTLE_WITHIN, *[p[n] for n in SETTLE_PARAMS])
         return s if settled == 1 else _GENERAL  # the reservation was gone: the portable rules decide
 
     async def close(self) -> None:

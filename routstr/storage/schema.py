@@ -234,6 +234,17 @@ leases = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+# Per-key rate limits set by the operator (routstr/limits: 0 turns a limit off); a key without a row
+# has the node's defaults (RATE_LIMIT_*). Every process of a fleet loads them (routstr/jobs.py).
+key_rate_limits = Table(
+    "key_rate_limits",
+    metadata,
+    Column("key_id", BigInteger, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("requests_per_minute", BigInteger, nullable=False),
+    Column("tokens_per_hour", BigInteger, nullable=False),
+    Column("concurrent", BigInteger, nullable=False),
+)
+
 node_settings = Table(
     "node_settings",
     metadata,

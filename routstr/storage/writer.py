@@ -1,18 +1,19 @@
-"""Where the hot-path money statements run: one transaction per call, as cheaply as the database allows.
+"""The hot ledger on SQLite: each named operation one transaction, as cheaply as SQLite allows.
 
-SQLite: a dedicated writer thread owns one ``sqlite3`` connection and commits calls in groups
-(group commit): every call that arrives while a transaction is being written joins the next one, each
-in its own SAVEPOINT so one failing call never undoes another. A caller's future resolves only
-after the COMMIT that holds its work, so nothing is acted on before it is durable. Measured here
-this is ~7× cheaper per request than the same statements through SQLAlchemy and aiosqlite, whose
-thread hand-offs per statement dominated the request.
+A dedicated writer thread owns one ``sqlite3`` connection and commits calls in groups (group
+commit): every call that arrives while a transaction is being written joins the next one, each in its
+own SAVEPOINT so one failing call never undoes another. A caller's future resolves only after the
+COMMIT that holds its work, so nothing is acted on before it is durable. Measured here this is ~7×
+cheaper per request than the same statements through SQLAlchemy and aiosqlite, whose thread
+hand-offs per statement dominated the request.
 
-When the caller says the node is quiet (no other request in flight), the call runs inline on the
-event loop instead, on a second connection that never waits for a lock (it falls back to the thread
-when the database is busy) and never checkpoints (the thread does that): at one request at a time a
-thread hand-off costs more than the few tens of microseconds the statements take.
+When the node is quiet (no other request of this process between reserve and settle, which the
+ledger sees from its own open reservations, and no call queued to the thread) a call runs inline on
+the event loop instead, on a second connection that never waits for a lock (it falls back to the
+thread when the database is busy) and never checkpoints (the thread does that): at one request at a
+time a thread hand-off costs more than the few tens of microseconds the statements take.
 
-PostgreSQL: the same functions through SQLAlchemy (asyncpg is natively async, no thread needed).
+The statements are ``ledger_ops``'s; PostgreSQL's ledger is in ``pg_writer.py``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
+
+from routstr.core.ledger import Settlement
+from routstr.storage import ledger_ops
 
 T = TypeVar("T")
 Op = Callable[..., Any]
@@ -45,29 +47,6 @@ class _SqliteExec:
 
     def rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
-
-
-class _AlchemyExec:
-    locking = True
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def run(self, sql: str, params: dict[str, Any]) -> int:
-        return int(self.conn.execute(_text(sql), params).rowcount)
-
-    def rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.conn.execute(_text(sql), params).all()]
-
-
-_TEXTS: dict[str, Any] = {}
-
-
-def _text(sql: str) -> Any:
-    t = _TEXTS.get(sql)
-    if t is None:
-        t = _TEXTS[sql] = text(sql)
-    return t
 
 
 def sqlite_path(url: str) -> str:
@@ -105,8 +84,10 @@ class SqliteWriter:
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
 
-    async def run(self, op: Callable[..., T], *args: Any, quiet: bool = False) -> T:
-        if quiet and self._pending == 0:
+    async def run(self, op: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        """``op(exec, *args)`` in one transaction: on the event loop if ``inline`` and nothing is
+        queued to the thread (unless the database is busy), else on the thread with its group."""
+        if inline and self._pending == 0:
             done, result = self._try_inline(op, args)
             if done:
                 return result  # type: ignore[no-any-return]
@@ -240,19 +221,54 @@ class SqliteWriter:
             self._thread = None
 
 
-class EngineWriter:
-    """The same calls as one SQLAlchemy transaction each (PostgreSQL)."""
+class SqliteLedger(SqliteWriter):
+    """``HotLedger`` on SQLite: ``ledger_ops`` through the writer, inline while the node is quiet."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        # this process's requests between reserve and settle: the in-flight count the ledger can see
+        self._open: set[str] = set()
 
-    async def run(self, op: Callable[..., T], *args: Any, quiet: bool = False) -> T:
-        """One transaction; shielded, so a cancelled caller does not abort it half-way."""
-        return await asyncio.shield(self._transaction(op, args))
+    def _alone(self, request_id: str) -> bool:
+        """No request but this one holds a reservation here (what made a call quiet, see above)."""
+        return not self._open or (len(self._open) == 1 and request_id in self._open)
 
-    async def _transaction(self, op: Callable[..., T], args: tuple[Any, ...]) -> T:
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(lambda sync_conn: op(_AlchemyExec(sync_conn), *args))
+    async def reserve(
+        self, key_id: int, amount: int, request_id: str, model: str, now: int, ttl_ms: int
+    ) -> int | None:
+        quiet = self._alone(request_id)
+        self._open.add(request_id)  # from here on a concurrent request is not alone
+        short: int | None = 0
+        try:
+            short = await self.run(
+                ledger_ops.reserve, key_id, amount, request_id, model, now, ttl_ms, inline=quiet
+            )
+            return short
+        finally:
+            if short is not None:  # refused, or failed: nothing is held for it
+                self._open.discard(request_id)
 
-    async def close(self) -> None:
-        return None
+    async def settle(
+        self,
+        key_id: int,
+        request_id: str,
+        reserved: int,
+        cost: int,
+        model: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        now: int,
+    ) -> Settlement:
+        try:
+            return await self.run(
+                ledger_ops.settle, key_id, request_id, reserved, cost, model, prompt_tokens,
+                completion_tokens, now, inline=self._alone(request_id),
+            )  # fmt: skip
+        finally:
+            self._open.discard(request_id)
+
+    async def renew(self, request_ids: Sequence[str], expires_at: int) -> int:
+        return await self.run(ledger_ops.renew, request_ids, expires_at)
+
+    async def release_expired(self, now: int) -> int:
+        return await self.run(ledger_ops.release_expired, now)

@@ -1,23 +1,27 @@
 """The models this node sells: the upstream's list joined with the operator's prices.
 
-Fetched at start-up and refreshed in the background; a request never waits for it. Prices are
-resolved once per model and rate (USD prices need the BTC/USD rate), then served from memory.
+Both live in the runtime snapshot (``runtime.py``). The lists are fetched at start-up and refreshed in
+the background, each time into a new snapshot; a request never waits for them. Prices are resolved
+once per model, rate and snapshot (USD prices need the BTC/USD rate), then served from memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from routstr.core.errors import NotFound, ServiceUnavailable
 from routstr.core.pricing import ModelPrice, PriceBook
+from routstr.limits import LimitPolicy
 from routstr.rates.feed import StaleRate
-from routstr.upstream.aliases import Patterns
 from routstr.upstream.providers import Provider
+from routstr.upstream.runtime import Effective, Runtime, RuntimeHolder, UpstreamModel
+
+__all__ = ["IMAGE_INPUT_TOKENS", "MIN_FITTED_OUTPUT", "Catalogue", "UpstreamModel", "offered", "parse_models"]
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +31,10 @@ IMAGE_INPUT_TOKENS = 4096
 MIN_FITTED_OUTPUT = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamModel:
-    id: str
-    name: str
-    created: int
-    context_length: int | None
-    owned_by: str
-
-
 class Catalogue:
+    """Prices the models of the runtime snapshot and keeps its model lists fresh (the node's settings
+    that never change at run time live here; everything that does is in the snapshot)."""
+
     def __init__(
         self,
         prices: PriceBook,
@@ -44,36 +42,38 @@ class Catalogue:
         default_max_output: int,
         image_input_tokens: int = IMAGE_INPUT_TOKENS,
         min_fitted_output: int = MIN_FITTED_OUTPUT,
+        runtime: RuntimeHolder | None = None,
     ) -> None:
         """``btc_usd`` gives the rate to charge USD prices at now, or raises ``StaleRate``.
 
         ``image_input_tokens`` bounds the prompt tokens one image input can make (its bytes do not:
         a URL is a few bytes), for the reservation and the estimate. ``min_fitted_output`` is the
         least a client's own output limit is lowered to when the balance cannot reserve it
-        (MIN_FITTED_MAX_TOKENS; see ``billing.fitting``).
+        (MIN_FITTED_MAX_TOKENS; see ``billing.fitting``). ``runtime`` is the node's snapshot holder;
+        a catalogue made without one (on its own, as in tests) keeps its own, selling ``prices``.
         """
-        self.prices = prices
         self.btc_usd = btc_usd
         self.default_max_output = default_max_output
         self.image_input_tokens = image_input_tokens
         self.min_fitted_output = min_fitted_output
-        self.models: dict[str, UpstreamModel] = {}
-        self.aliases: dict[str, tuple[str, ...]] = {}  # exact aliases (listed under their own id)
-        self.patterns = Patterns()  # wildcard aliases (not listed; served as their target)
-        # some provider may serve any model (no model list known, not restricted): priced models are
-        # listed then; otherwise only what the providers list
-        self.open_list = True
-        self.disabled: frozenset[str] = frozenset()  # switched off by the operator: not sold, not listed
-        self._resolved: dict[str, tuple[Decimal | None, ModelPrice]] = {}  # model -> (rate, price)
+        nothing_else = Effective((), prices, {}, frozenset(), frozenset())
+        self.runtime = runtime or RuntimeHolder(Runtime(1, (), nothing_else, LimitPolicy()))
 
-    def price(self, model: str) -> ModelPrice:
-        """The model's price now; a USD price with no fresh BTC/USD rate is a 503, never a guess."""
-        cached = self._resolved.get(model)
+    @property
+    def models(self) -> Mapping[str, UpstreamModel]:
+        """The providers' model lists, merged (of the current snapshot)."""
+        return self.runtime.current.models
+
+    def price(self, model: str, rt: Runtime | None = None) -> ModelPrice:
+        """The model's price in snapshot ``rt`` (the current one if not given) now; a USD price with
+        no fresh BTC/USD rate is a 503, never a guess."""
+        rt = rt or self.runtime.current
+        cached = rt.resolved.get(model)
         if cached is not None and cached[0] is None:
             return cached[1]  # priced in sats: no rate to check (the hot path)
-        if model in self.disabled:  # never cached, so refused here on every request
+        if model in rt.offer.disabled:  # never cached, so refused here on every request
             raise NotFound(f"The model {model!r} does not exist on this node", code="model_not_found")
-        spec = self.prices.spec_for(model)
+        spec = rt.offer.prices.spec_for(model)
         rate: Decimal | None = None
         if spec.currency == "usd":
             try:
@@ -83,10 +83,10 @@ class Catalogue:
         if cached is not None and cached[0] == rate:
             return cached[1]
         p = spec.resolve(rate)
-        um = self.models.get(model)
+        um = rt.models.get(model)
         if p.context_length is None and um is not None and um.context_length:
             p = replace(p, context_length=um.context_length)
-        self._resolved[model] = (rate, p)
+        rt.resolved[model] = (rate, p)
         return p
 
     def btc_usd_now(self) -> Decimal | None:
@@ -109,67 +109,47 @@ class Catalogue:
             return min(price.context_length, self.default_max_output)
         return self.default_max_output
 
-    def configure(
-        self,
-        prices: PriceBook,
-        aliases: dict[str, tuple[str, ...]],
-        disabled: frozenset[str],
-        patterns: dict[str, str] | None = None,
-    ) -> None:
-        """The operator's prices, aliases (exact, and wildcard ones) and switched-off models, as
-        changed at run time."""
-        self.prices, self.aliases, self.disabled = prices, aliases, disabled
-        self.patterns = Patterns(patterns)
-        self._resolved.clear()
-
     def resolve(self, model: str) -> str:
-        """The model a request is served, priced and billed as: its own id when ``/v1/models`` lists
-        it, else the target of the most specific wildcard alias it matches, else its own id (which
-        then answers 404 ``model_not_found``). Dict lookups on the hot path; patterns only for ids
-        the node does not list."""
-        if not self.patterns or self.lists(model):
-            return model
-        return self.patterns.match(model) or model
+        """``Runtime.resolve`` in the current snapshot (for views; a request keeps its own)."""
+        return self.runtime.current.resolve(model)
 
     def lists(self, model: str) -> bool:
-        """Does ``/v1/models`` list this id? A provider's model (only those of a restricted provider's
-        ``models``), an exact alias, or a model priced explicitly while some provider's list is open
-        (unknown, so it may serve it); not one switched off."""
-        if model in self.disabled:
-            return False
-        return (
-            model in self.models or model in self.aliases or (self.open_list and model in self.prices.models)
-        )
-
-    def set_upstream_models(self, raw: Any) -> None:
-        self.models = parse_models(raw)
-        self._resolved.clear()
-
-    async def refresh(self, providers: list[Provider], timeout_s: float | None = None) -> None:
-        """Each provider's model list, all asked at once (a provider that does not answer, within
-        ``timeout_s`` if given, keeps the list it had)."""
-        merged: dict[str, UpstreamModel] = {}
-        snapshot = list(providers)  # the list may be swapped while we wait (providers changed)
-        answers = await asyncio.gather(*(_listing(p, timeout_s) for p in snapshot))
-        for provider, listed in zip(snapshot, answers, strict=True):
-            for mid, m in offered(provider, listed).items():
-                merged.setdefault(mid, m)
-        self.open_list = any(p.spec.models is None and not p.listed for p in snapshot)
-        if merged or not self.models:
-            self.models = merged
-            self._resolved.clear()
-
-    async def refresh_forever(self, providers: list[Provider], every_s: float = 300.0) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            await self.refresh(providers)
+        """``Runtime.lists`` in the current snapshot."""
+        return self.runtime.current.lists(model)
 
     def listed_ids(self) -> list[str]:
-        """Models on offer: the providers', the exact aliases, and any priced explicitly in the
-        pricing file (or by the operator) while some provider's list is open, less those switched
-        off. Wildcard aliases are not listed (they stand for ids nobody can list)."""
-        priced = set(self.prices.models) if self.open_list else set()
-        return sorted((set(self.models) | priced | set(self.aliases)) - self.disabled)
+        """``Runtime.listed_ids`` of the current snapshot: the models ``/v1/models`` lists."""
+        return self.runtime.current.listed_ids()
+
+    async def listing(
+        self, providers: Sequence[Provider], timeout_s: float | None = None
+    ) -> tuple[dict[str, UpstreamModel], bool]:
+        """Each provider's model list, all asked at once (a provider that does not answer, within
+        ``timeout_s`` if given, keeps the list it had): the lists merged, and whether some provider
+        may serve any model (its list unknown and not restricted)."""
+        merged: dict[str, UpstreamModel] = {}
+        answers = await asyncio.gather(*(_listing(p, timeout_s) for p in providers))
+        for provider, listed in zip(providers, answers, strict=True):
+            for mid, m in offered(provider, listed).items():
+                merged.setdefault(mid, m)
+        return merged, any(p.spec.models is None and not p.listed for p in providers)
+
+    async def refresh(self, timeout_s: float | None = None) -> None:
+        """Ask the providers in rotation for their model lists and put them in a new snapshot (when
+        nobody lists anything, the lists known so far stay). If the providers were replaced while
+        they answered, their replacement came with fresh lists: this answer is dropped."""
+        before = self.runtime.current
+        merged, open_list = await self.listing(before.providers, timeout_s)
+        now = self.runtime.current
+        models = merged if merged or not now.models else now.models
+        if now.providers is not before.providers or (models, open_list) == (now.models, now.open_list):
+            return
+        self.runtime.replace(models=models, open_list=open_list)
+
+    async def refresh_forever(self, every_s: float = 300.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.refresh()
 
 
 def offered(provider: Provider, listed: dict[str, UpstreamModel] | None) -> dict[str, UpstreamModel]:

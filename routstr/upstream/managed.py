@@ -3,9 +3,10 @@
 The admin API and ``routstr providers`` write to the database (``storage/provider_store.py``); each
 process applies what is there: at once in the process that made the change, and in every other
 process of a fleet within CATALOGUE_SYNC_SECONDS (a job reads one version number and reloads only
-when it moved). Applying swaps the plain objects the hot path already reads (the provider list, the
-price book, the aliases), so ``Catalogue.price`` and ``route`` stay dict lookups. A replaced
-provider's pooled client is closed only once no request uses it any more.
+when it moved). Applying builds a new runtime snapshot (``runtime.py``: the providers, the price book,
+the aliases, the switched-off models) and replaces the current one whole, so a request keeps the
+version it started with and ``Runtime.resolve`` and ``route`` stay dict lookups. A replaced provider's
+pooled client is closed only once no request uses it any more.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
 
 from routstr.core.pricing import PriceBook, parse_spec
 from routstr.core.sealed import SealError, unseal
@@ -28,7 +27,10 @@ from routstr.upstream.aliases import split
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
 from routstr.upstream.providers import Provider
+from routstr.upstream.runtime import Effective
 from routstr.upstream.spec import ProviderSpec
+
+__all__ = ["Effective", "ManagedCatalogue", "db_spec", "effective"]
 
 log = logging.getLogger(__name__)
 
@@ -37,34 +39,9 @@ RETIRE_GRACE_S = 30.0  # a replaced client stays open at least this long (a requ
 REAP_EVERY_S = 5.0
 
 
-class AliasHolder(Protocol):
-    """Something that routes by the aliases (the pipeline keeps its own reference)."""
-
-    aliases: dict[str, tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Effective:
-    """What the node sells once the database's settings are laid over the files'."""
-
-    specs: tuple[ProviderSpec, ...]
-    prices: PriceBook
-    aliases: dict[str, tuple[str, ...]]  # exact aliases: public id -> provider model ids
-    disabled: frozenset[str]
-    overridden: frozenset[str]  # models whose price comes from the database
-    patterns: dict[str, str] = field(default_factory=dict)  # wildcard alias -> its one target
-
-    def targets(self, model: str) -> tuple[str, ...]:
-        """The provider model ids a public id stands for: an exact alias's, a wildcard alias's one
-        target, else itself."""
-        if model in self.aliases:
-            return self.aliases[model]
-        return (self.patterns[model],) if model in self.patterns else (model,)
-
-
 def effective(
     file_specs: Sequence[ProviderSpec],
-    file_aliases: dict[str, tuple[str, ...]],
+    file_aliases: Mapping[str, tuple[str, ...]],
     file_prices: PriceBook,
     db_specs: Sequence[ProviderSpec],
     settings: Sequence[ModelSettingRow],
@@ -133,18 +110,16 @@ class ManagedCatalogue:
         db: Database,
         secret: bytes,
         catalogue: Catalogue,
-        providers: list[Provider],
-        routers: Sequence[AliasHolder],
         build: Callable[[ProviderSpec], Provider],
         file_specs: Sequence[ProviderSpec],
-        file_aliases: dict[str, tuple[str, ...]],
+        file_aliases: Mapping[str, tuple[str, ...]],
         file_prices: PriceBook,
         rates: BtcUsdFeed | None = None,
     ) -> None:
-        """``providers`` is the node's list, changed in place (the pipeline, the health check and the
-        model-list refresh hold it); ``build`` makes a provider with its own pooled client."""
+        """Applies to the catalogue's runtime snapshot (``catalogue.runtime``, the node's); ``build``
+        makes a provider with its own pooled client."""
         self.db, self.secret, self.catalogue = db, secret, catalogue
-        self.providers, self.routers, self.build = providers, routers, build
+        self.runtime, self.build = catalogue.runtime, build
         self.file_specs, self.file_aliases, self.file_prices = tuple(file_specs), file_aliases, file_prices
         self.file_names = frozenset(s.name for s in self.file_specs)  # read-only here: not stored
         self.rates = rates
@@ -155,12 +130,16 @@ class ManagedCatalogue:
         self.rows: list[ProviderRow] = []
         self.settings: dict[str, ModelSettingRow] = {}
         self.unreadable: frozenset[str] = frozenset()  # stored providers whose key did not open
-        self.state = effective(self.file_specs, file_aliases, file_prices, (), ())
         self.retire_grace_s, self.reap_every_s = RETIRE_GRACE_S, REAP_EVERY_S
         self._retired: list[tuple[float, Upstream]] = []
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> Effective:
+        """What the node sells now (the current snapshot's offer: for the operator's views)."""
+        return self.runtime.current.offer
 
     async def sync(self) -> bool:
         """Reload if the stored version moved (the fleet job: one small read when nothing changed)."""
@@ -195,22 +174,22 @@ class ManagedCatalogue:
                 log.error("provider %s: its stored key does not open with this node's secret", row.name)
                 unreadable.add(row.name)
         state = effective(self.file_specs, self.file_aliases, self.file_prices, specs, settings)
-        current = list(self.providers)
+        current = self.runtime.current.providers
         if [p.spec for p in current] != list(state.specs):
             fresh, retired = self._rebuild(current, state.specs)
-            await self.catalogue.refresh(fresh, timeout_s=LISTING_TIMEOUT_S)  # before requests reach them
-            self.providers[:] = fresh
+            # their model lists before requests reach them, in the same snapshot
+            merged, open_list = await self.catalogue.listing(fresh, timeout_s=LISTING_TIMEOUT_S)
+            models = merged or self.runtime.current.models  # nobody listed anything: keep what was known
+            self.runtime.replace(providers=tuple(fresh), offer=state, models=models, open_list=open_list)
             self._retire(retired)
-        self.catalogue.configure(state.prices, state.aliases, state.disabled, state.patterns)
-        for router in self.routers:
-            router.aliases = state.aliases
+        else:
+            self.runtime.replace(offer=state)
         self.rows, self.settings = rows, {s.model: s for s in settings}
         self.unreadable = frozenset(unreadable)
-        self.state = state
         self._start_rates_if_needed()
 
     def _rebuild(
-        self, current: list[Provider], specs: Sequence[ProviderSpec]
+        self, current: Sequence[Provider], specs: Sequence[ProviderSpec]
     ) -> tuple[list[Provider], list[Upstream]]:
         """New provider objects; one whose address, key and kind are unchanged keeps its client,
         breaker and model list. Returns them and the clients no longer used."""

@@ -128,11 +128,11 @@ class FlakyLedger:
         self.db = db
         self.calls = 0
 
-    async def run(self, op: Any, *args: Any) -> Any:
+    async def renew(self, request_ids: Any, expires_at: int) -> int:
         self.calls += 1
         if self.calls == 1:
             raise ConnectionError("database unreachable")
-        return await self.db.ledger.run(op, *args)
+        return await self.db.ledger.renew(request_ids, expires_at)
 
 
 async def test_a_failed_renewal_is_logged_and_the_next_one_runs(

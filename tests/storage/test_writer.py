@@ -1,4 +1,6 @@
-"""The hot-path writer: group commit keeps each call's all-or-nothing, and never overdraws."""
+"""How each backend's hot ledger runs its calls: SQLite's group commit keeps each call all-or-nothing
+and goes inline when the node is quiet; PostgreSQL's common case is one statement composed from the
+portable SQL. What the operations do is in ``test_hot_ledger_behaviour.py``, run on both."""
 
 from __future__ import annotations
 
@@ -9,30 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from routstr.storage import accounts, ledger_ops
+from routstr.core.ledger import Settlement
+from routstr.storage import accounts, ledger_ops, pg_writer
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
-from routstr.storage.writer import SqliteWriter
+from routstr.storage.pg_writer import PgLedger
+from routstr.storage.writer import SqliteLedger, SqliteWriter
 from tests.storage.conftest import funded_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def test_many_concurrent_reservations_never_overdraw(db: Database):
-    key_id = await funded_key(db, 10_000)
-    results = await asyncio.gather(
-        *(
-            db.ledger.run(ledger_ops.reserve, key_id, 1_000, f"r{i}", "m", accounts.now_ms(), 60_000)
-            for i in range(50)
-        )
-    )
-    assert results.count(None) == 10
-    assert all(r is None or r < 1_000 for r in results)
-    async with db.read() as conn:
-        row = await accounts.key_by_id(conn, key_id)
-        sums = await accounts.ledger_sums(conn, key_id)
-    assert row is not None and row.balance_msat == 0 and row.reserved_msat == 10_000
-    assert sums == {"credit": 10_000, "reserve": 10_000}
 
 
 async def test_a_failing_call_does_not_undo_its_neighbours(db: Database):
@@ -55,75 +42,6 @@ async def test_a_failing_call_does_not_undo_its_neighbours(db: Database):
     assert row is not None and row.balance_msat == 3_000 and row.reserved_msat == 2_000
 
 
-async def test_settle_after_the_sweeper_released_charges_only_what_is_free(db: Database):
-    key_id = await funded_key(db, 5_000)
-    assert await db.ledger.run(ledger_ops.reserve, key_id, 2_000, "late", "m", 0, 1) is None
-    assert await db.ledger.run(ledger_ops.release_expired, accounts.now_ms()) >= 1
-    s = await db.ledger.run(ledger_ops.settle, key_id, "late", 2_000, 7_000, "m", 1, 1, accounts.now_ms())
-    assert (s.charge, s.unpaid) == (5_000, 2_000)
-    async with db.read() as conn:
-        row = await accounts.key_by_id(conn, key_id)
-        sums = await accounts.ledger_sums(conn, key_id)
-    assert row is not None and row.balance_msat == 0 and row.reserved_msat == 0
-    assert sums["credit"] - sums["reserve"] + sums["release"] == 0
-    assert sums["reserve"] - sums["release"] - sums["charge"] == 0
-
-
-@pytest.mark.parametrize(
-    ("cost", "charge", "release", "extra"),
-    [(0, 0, 1_000, 0), (400, 400, 600, 0), (1_000, 1_000, 0, 0), (1_700, 1_700, 0, 700)],
-)
-async def test_settle_charges_the_cost_and_releases_the_rest(db: Database, cost, charge, release, extra):
-    """Under, at and over the reservation (over: the portable path on PostgreSQL too)."""
-    key_id = await funded_key(db, 5_000)
-    assert (
-        await db.ledger.run(ledger_ops.reserve, key_id, 1_000, "s1", "m", accounts.now_ms(), 60_000) is None
-    )
-    s = await db.ledger.run(ledger_ops.settle, key_id, "s1", 1_000, cost, "m", 10, 20, accounts.now_ms())
-    assert (s.charge, s.release, s.extra, s.unpaid) == (charge, release, extra, 0)
-    async with db.read() as conn:
-        row = await accounts.key_by_id(conn, key_id)
-        sums = await accounts.ledger_sums(conn, key_id)
-        tokens = (
-            await conn.execute(
-                text(
-                    "SELECT prompt_tokens, completion_tokens FROM ledger"
-                    " WHERE kind = 'charge' AND key_id = :k"
-                ),
-                {"k": key_id},
-            )
-        ).all()
-        held = (
-            await conn.execute(text("SELECT count(*) FROM reservations WHERE request_id = 's1'"))
-        ).scalar()
-    assert row is not None
-    assert (row.balance_msat, row.reserved_msat, row.total_spent_msat) == (5_000 - cost, 0, cost)
-    assert row.total_requests == 1 and held == 0
-    assert sums.get("charge", 0) == charge and sums.get("release", 0) == release
-    assert sums["reserve"] == 1_000 + extra
-    assert [tuple(t) for t in tokens] == ([(10, 20)] if charge else [])
-
-
-async def test_a_settle_whose_caller_is_cancelled_still_completes(db: Database):
-    key_id = await funded_key(db, 5_000)
-    assert (
-        await db.ledger.run(ledger_ops.reserve, key_id, 1_000, "c1", "m", accounts.now_ms(), 60_000) is None
-    )
-    call = asyncio.ensure_future(
-        db.ledger.run(ledger_ops.settle, key_id, "c1", 1_000, 300, "m", 1, 1, accounts.now_ms())
-    )
-    await asyncio.sleep(0)  # submitted, then its caller goes away
-    call.cancel()
-    for _ in range(100):
-        async with db.read() as conn:
-            row = await accounts.key_by_id(conn, key_id)
-        assert row is not None
-        if row.total_requests == 1:
-            break
-        await asyncio.sleep(0.02)
-    assert (row.balance_msat, row.reserved_msat, row.total_spent_msat) == (4_700, 0, 300)
-
-
 async def test_sqlite_path_from_url():
     from routstr.storage.writer import sqlite_path
 
@@ -132,34 +50,63 @@ async def test_sqlite_path_from_url():
     assert SqliteWriter("sqlite+aiosqlite:///rel.db").path == "rel.db"
 
 
+async def sqlite_ledger(tmp_path: Path, name: str) -> tuple[Database, SqliteLedger]:
+    url = f"sqlite+aiosqlite:///{tmp_path / name}"
+    await upgrade(url)
+    db = Database(url)
+    assert isinstance(db.ledger, SqliteLedger)
+    return db, db.ledger
+
+
 async def test_quiet_calls_run_inline_and_fall_back_when_the_database_is_busy(tmp_path: Path):
     import sqlite3
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'q.sqlite3'}"
-    await upgrade(url)
-    db = Database(url)
+    db, ledger = await sqlite_ledger(tmp_path, "q.sqlite3")
     try:
         key_id = await funded_key(db, 3_000)
-        writer = db.ledger
-        assert isinstance(writer, SqliteWriter)
+        assert await ledger.reserve(key_id, 1_000, "q1", "m", accounts.now_ms(), 9) is None
         assert (
-            await writer.run(ledger_ops.reserve, key_id, 1_000, "q1", "m", accounts.now_ms(), 9, quiet=True)
-            is None
-        )
-        assert writer._thread is None  # nothing needed the thread
+            await ledger.settle(key_id, "q1", 1_000, 0, "m", None, None, accounts.now_ms())
+        ).release == 1_000
+        assert ledger._thread is None  # nothing needed the thread
         blocker = sqlite3.connect(tmp_path / "q.sqlite3", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
-        call = asyncio.ensure_future(
-            writer.run(ledger_ops.reserve, key_id, 1_000, "q2", "m", accounts.now_ms(), 9, quiet=True)
-        )
+        call = asyncio.ensure_future(ledger.reserve(key_id, 1_000, "q2", "m", accounts.now_ms(), 9))
         await asyncio.sleep(0.2)
-        assert not call.done() and writer._thread is not None  # queued to the thread, which waits
+        assert not call.done() and ledger._thread is not None  # queued to the thread, which waits
         blocker.execute("ROLLBACK")
         assert await asyncio.wait_for(call, 5) is None
         blocker.close()
         async with db.read() as conn:
             row = await accounts.key_by_id(conn, key_id)
-        assert row is not None and row.balance_msat == 1_000 and row.reserved_msat == 2_000
+        assert row is not None and row.balance_msat == 2_000 and row.reserved_msat == 1_000
+    finally:
+        await db.close()
+
+
+async def test_the_ledger_sees_for_itself_when_the_node_is_quiet(tmp_path: Path):
+    """Inline only while no other request of this process is between reserve and settle: a second
+    request's calls go to the thread (group commit) until the first has settled."""
+    db, ledger = await sqlite_ledger(tmp_path, "o.sqlite3")
+    try:
+        key_id = await funded_key(db, 10_000)
+        asked: list[bool] = []  # each call's ``inline``, as the ledger decided it
+        real = ledger.run
+
+        async def noting(op: object, *args: object, inline: bool = False) -> object:
+            asked.append(inline)
+            return await real(op, *args, inline=inline)  # type: ignore[arg-type]
+
+        ledger.run = noting  # type: ignore[method-assign]
+        now = accounts.now_ms()
+        assert await ledger.reserve(key_id, 1_000, "a", "m", now, 60_000) is None  # alone: inline
+        assert await ledger.reserve(key_id, 1_000, "b", "m", now, 60_000) is None  # "a" is open
+        await ledger.settle(key_id, "a", 1_000, 100, "m", 1, 1, now)  # "b" is open
+        await ledger.settle(key_id, "b", 1_000, 100, "m", 1, 1, now)  # alone again
+        assert await ledger.reserve(key_id, 99_000, "c", "m", now, 60_000) == 9_800  # refused: not open
+        assert await ledger.reserve(key_id, 1_000, "d", "m", now, 60_000) is None
+        assert asked == [True, False, False, True, True, True]
+        assert ledger._thread is not None
     finally:
         await db.close()
 
@@ -172,21 +119,19 @@ async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow(tmp_path
 
     monkeypatch.setattr(writer_mod, "CHECKPOINT_EVERY", 20)
     path = tmp_path / "c.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
-    await upgrade(url)
-    db = Database(url)
+    db, ledger = await sqlite_ledger(tmp_path, "c.sqlite3")
     try:
         key_id = await funded_key(db, 10**9)
-        writer = db.ledger
-        assert isinstance(writer, SqliteWriter)
         wal = Path(f"{path}-wal")
         sizes = []
         for i in range(400):
-            await writer.run(ledger_ops.reserve, key_id, 1, f"w{i}", "m", accounts.now_ms(), 9, quiet=True)
-            if i % 20 == 19:
+            now = accounts.now_ms()
+            assert await ledger.reserve(key_id, 2, f"w{i}", "m", now, 9) is None
+            await ledger.settle(key_id, f"w{i}", 2, 1, "m", 1, 1, now)
+            if i % 10 == 9:
                 await asyncio.sleep(0.05)  # the checkpoint runs on the writer thread
                 sizes.append(await asyncio.to_thread(os.path.getsize, wal))
-        assert sizes[-1] <= 2 * sizes[1], sizes  # bounded by a few checkpoint intervals, not 400 commits
+        assert sizes[-1] <= 2 * sizes[1], sizes  # bounded by a few checkpoint intervals, not 800 commits
     finally:
         await db.close()
 
@@ -196,24 +141,51 @@ async def test_quiet_calls_stay_inline_while_the_thread_checkpoints(tmp_path: Pa
     would wait for its fsyncs (that was the node's p99 at one request at a time)."""
     import threading
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'k.sqlite3'}"
-    await upgrade(url)
-    db = Database(url)
+    db, ledger = await sqlite_ledger(tmp_path, "k.sqlite3")
     try:
         key_id = await funded_key(db, 10_000)
-        writer = db.ledger
-        assert isinstance(writer, SqliteWriter)
         ran_on: list[int] = []
 
         def reserve_noting_the_thread(x: object, *args: object) -> object:
             ran_on.append(threading.get_ident())
             return ledger_ops.reserve(x, *args)  # type: ignore[arg-type]
 
-        writer._checkpoint_soon()
+        ledger._checkpoint_soon()
         await asyncio.sleep(0)  # the checkpoint is handed to the thread
-        assert writer._thread is not None and writer._pending == 0
+        assert ledger._thread is not None and ledger._pending == 0
         args = (key_id, 1_000, "during", "m", accounts.now_ms(), 9)
-        assert await writer.run(reserve_noting_the_thread, *args, quiet=True) is None
+        assert await ledger.run(reserve_noting_the_thread, *args, inline=True) is None
         assert ran_on == [threading.get_ident()]  # inline, on the event loop's thread
     finally:
         await db.close()
+
+
+async def test_the_common_reserve_and_settle_are_one_statement_on_postgresql(db: Database):
+    """The fast path must match its case (else every request would silently take the slow one), and
+    its statements are ``ledger_ops``'s own texts, composed."""
+    if not isinstance(db.ledger, PgLedger):
+        pytest.skip("PostgreSQL's ledger")
+    assert pg_writer.numbered(ledger_ops.RESERVE)[0] in pg_writer.RESERVE
+    key_id = await funded_key(db, 5_000)
+    now = accounts.now_ms()
+    assert await db.ledger._reserve(key_id, 1_000, "one", "m", now, 60_000) is None
+    s = await db.ledger._settle(key_id, "one", 1_000, 250, "m", 3, 4, now)
+    assert isinstance(s, Settlement) and (s.charge, s.release) == (250, 750)
+    again = await db.ledger._settle(key_id, "one", 1_000, 250, "m", 3, 4, now)
+    assert not isinstance(again, Settlement)  # gone: the portable path decides (charges nothing)
+    async with db.read() as conn:
+        q = "SELECT kind, amount_msat FROM ledger WHERE request_id = 'one' ORDER BY id"
+        assert [tuple(r) for r in (await conn.execute(text(q))).all()] == [
+            ("reserve", 1_000), ("charge", 250), ("release", 750)
+        ]  # fmt: skip
+
+
+async def test_statements_are_numbered_for_asyncpg_from_the_named_text():
+    sql, names = pg_writer.numbered("UPDATE t SET a = a - :amount WHERE id = :key_id AND a >= :amount")
+    assert sql == "UPDATE t SET a = a - $1 WHERE id = $2 AND a >= $1" and names == ("amount", "key_id")
+    assert pg_writer.rename("VALUES (:kind, :pt)", kind="'x'", pt="NULL") == "VALUES ('x', NULL)"
+    assert pg_writer.insert_after("INSERT INTO t (a, b) VALUES (:a, :b)", "r", ":a > 0") == (
+        "INSERT INTO t (a, b) SELECT :a, :b FROM r WHERE :a > 0"
+    )
+    with pytest.raises(ValueError):
+        pg_writer.insert_after("UPDATE t SET a = 1", "r")

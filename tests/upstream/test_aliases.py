@@ -11,7 +11,7 @@ from routstr.core.pricing import PriceBook
 from routstr.storage.provider_store import ModelSettingRow
 from routstr.upstream.aliases import Patterns, alias_problem, matches, split
 from routstr.upstream.catalogue import Catalogue, UpstreamModel
-from routstr.upstream.managed import effective
+from routstr.upstream.managed import Effective, effective
 from routstr.upstream.spec import ProviderSpec
 
 
@@ -75,10 +75,12 @@ def test_effective_keeps_patterns_apart_and_switches_them_off_with_their_target(
 
 def _catalogue() -> Catalogue:
     c = Catalogue(PriceBook(), lambda: Decimal(100_000), 4096)
-    c.models = {m: UpstreamModel(m, m, 0, None, "") for m in ("claude-sonnet-4-6", "haiku", "off")}
-    c.configure(
-        PriceBook(), {"claude-opus-4-1": ("haiku",)}, frozenset({"off"}), {"claude-*": "haiku", "o*": "haiku"}
-    )
+    offer = Effective(
+        (), PriceBook(), {"claude-opus-4-1": ("haiku",)}, frozenset({"off"}), frozenset(),
+        {"claude-*": "haiku", "o*": "haiku"},
+    )  # fmt: skip
+    models = {m: UpstreamModel(m, m, 0, None, "") for m in ("claude-sonnet-4-6", "haiku", "off")}
+    c.runtime.replace(offer=offer, models=models)
     return c
 
 

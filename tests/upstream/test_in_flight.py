@@ -16,12 +16,14 @@ from aiohttp import web
 
 from routstr.core.errors import UpstreamError
 from routstr.core.pricing import PriceBook
+from routstr.limits import LimitPolicy
 from routstr.storage.db import Database
 from routstr.storage.migrate import upgrade
 from routstr.upstream.catalogue import Catalogue
 from routstr.upstream.client import Upstream
-from routstr.upstream.managed import ManagedCatalogue
+from routstr.upstream.managed import ManagedCatalogue, effective
 from routstr.upstream.providers import Provider
+from routstr.upstream.runtime import Runtime, RuntimeHolder
 from routstr.upstream.spec import ProviderSpec
 
 
@@ -124,19 +126,22 @@ async def test_a_replaced_provider_is_closed_only_after_its_stream_ends(
     db = Database(db_url)
     kept_spec, gone_spec = ProviderSpec("files", url), ProviderSpec("gone", url, api_key="sk-old")
     kept, gone = client(url), client(url)
-    providers = [Provider(kept_spec, kept), Provider(gone_spec, gone)]
-    catalogue = Catalogue(PriceBook(), lambda: Decimal(100_000), default_max_output=1000)
+    providers = (Provider(kept_spec, kept), Provider(gone_spec, gone))
+    offer = effective([kept_spec, gone_spec], {}, PriceBook(), [], [])
+    runtime = RuntimeHolder(Runtime(1, providers, offer, LimitPolicy()))
+    catalogue = Catalogue(PriceBook(), lambda: Decimal(100_000), default_max_output=1000, runtime=runtime)
 
     def build(spec: ProviderSpec) -> Provider:
         return Provider(spec, client(url))
 
-    managed = ManagedCatalogue(db, b"s" * 32, catalogue, providers, [], build, [kept_spec], {}, PriceBook())
+    managed = ManagedCatalogue(db, b"s" * 32, catalogue, build, [kept_spec], {}, PriceBook())
     managed.retire_grace_s, managed.reap_every_s = 0.0, 0.05  # close as soon as nothing uses it
     try:
         resp = await gone.post("/stream", {}, {})
         assert await resp.content.readline() == b"data: first\n"
         await managed.reload()  # the database has no "gone": it is replaced (here: removed)
-        assert [p.spec.name for p in providers] == ["files"] and providers[0].client is kept
+        now = runtime.current.providers
+        assert [p.spec.name for p in now] == ["files"] and now[0].client is kept
         await asyncio.sleep(0.4)  # several reaper rounds while the stream holds its connection
         assert not gone.session.closed
         gates.finish.set()
