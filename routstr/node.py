@@ -130,7 +130,7 @@ async def build_node(
         xcashu,
         settings.missing_key_status,
         limiter,
-        counters,
+        counters or NodeMetrics(),
         (
             Limits(settings.xcashu_limit_per_address, 0, 0),
             Limits(settings.xcashu_limit_total, 0, 0),

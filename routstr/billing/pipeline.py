@@ -34,7 +34,7 @@ from routstr.core.errors import (
 from routstr.core.pricing import ModelPrice
 from routstr.core.usage import Usage
 from routstr.dialects.sides import ClientSide, RequestFacts
-from routstr.limits import Decision, LimitPolicy, Limits, MemoryLimiter, RateLimiter
+from routstr.limits import Decision, LimitPolicy, Limits, RateLimiter
 from routstr.limits.by_address import XCASHU_SPACE, address_group, admit
 from routstr.metrics.counters import NodeMetrics, unreachable_kind
 from routstr.metrics.trace import TRACE, Trace
@@ -61,16 +61,18 @@ class Pipeline:
         max_body: int,
         reservation_ttl_s: int,
         xcashu: XCashu,
-        missing_key_status: int = 401,
-        limiter: RateLimiter | None = None,
-        metrics: NodeMetrics | None = None,
-        xcashu_limits: tuple[Limits, Limits] = (Limits(120, 0, 0), Limits(3000, 0, 0)),
-        trusted_proxies: Sequence[Network] = (),
+        missing_key_status: int,
+        limiter: RateLimiter,
+        metrics: NodeMetrics,
+        xcashu_limits: tuple[Limits, Limits],
+        trusted_proxies: Sequence[Network],
     ) -> None:
+        """Every setting comes from ``Settings`` through ``routstr.node.build_node``: none has a default
+        of its own here."""
         self.trusted_proxies = trusted_proxies  # whose X-Forwarded-For names the client
-        self.metrics = metrics or NodeMetrics()
+        self.metrics = metrics
         self.xcashu_limits = xcashu_limits  # X-Cashu requests a minute: per client address, in total
-        self.limiter = limiter or MemoryLimiter()
+        self.limiter = limiter
         self.db = db
         self.auth = auth
         self.xcashu = xcashu
