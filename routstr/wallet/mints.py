@@ -84,7 +84,7 @@ class MintRegistry:
         self,
         urls: tuple[str, ...],
         session: aiohttp.ClientSession,
-        timeout_s: float = 20.0,
+        timeout_s: float,  # MINT_TIMEOUT (Settings.mint_timeout_s): no default of its own
         max_exposure_msat: int = 0,
         foreign: ForeignMintPolicy | None = None,
     ) -> None:

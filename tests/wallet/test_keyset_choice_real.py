@@ -43,7 +43,7 @@ async def test_registry_and_client_pick_the_cheapest_active_keyset(two_sat_keyse
         free = sat[1]
 
         client = MintClient(url, session)
-        registry = MintRegistry((url,), session)
+        registry = MintRegistry((url,), session, 20.0)
         assert (await client.active_keyset("sat")).id == free.id
         assert (await registry.active_keyset(url, "sat")).id == free.id
         msat = (await client.active_keyset("msat")).id

@@ -45,7 +45,7 @@ def test_a_table_missing_a_kind_or_holding_one_twice_is_refused() -> None:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_swaps_in_flight_are_per_node_and_end_with_their_block() -> None:
     async with aiohttp.ClientSession() as session:  # no call is made
-        a, b = MintRegistry(("http://m",), session), MintRegistry(("http://m",), session)
+        a, b = MintRegistry(("http://m",), session, 2.0), MintRegistry(("http://m",), session, 2.0)
     with pytest.raises(RuntimeError), a.in_flight.executing("s1"):
         assert "s1" in a.in_flight and "s1" not in b.in_flight
         raise RuntimeError("the mint call failed")
