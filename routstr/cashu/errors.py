@@ -1,7 +1,8 @@
 """Exceptions of the Cashu layer.
 
 Callers branch on the class: a `TokenError` is the payer's fault (reject the request), a `MintError` is a
-definite answer from the mint (e.g. already spent), `MintUnavailable` means we do not know what happened.
+definite answer from the mint (e.g. already spent), `MintUnavailable` means we do not know what happened
+(`MintOutcomeUnknown`: the mint answered, but with an error that does not say whether it went through).
 """
 
 from __future__ import annotations
@@ -35,6 +36,42 @@ class ErrorCode:
     DUPLICATE_OUTPUTS = 11008
     KEYSET_UNKNOWN = 12001
     KEYSET_INACTIVE = 12002
+
+
+# Error codes with which a mint refuses a swap before it spends anything. Nutshell (0.20) checks the
+# request (proofs, outputs, amounts, units, keysets) and marks the inputs pending before it spends them
+# and signs in one database transaction: every coded error is raised before that transaction commits
+# (or inside it, rolled back). Its code 0 (any unexpected exception) is not here: the `finally` that
+# clears the inputs' pending marks runs after the commit and can fail too. Codes a mint may use for an
+# internal error (CDK's "unknown", the 2xxxx Lightning codes, anything new) are not here either: an
+# answer the table does not know is an unknown outcome, settled from the mint's records.
+SWAP_REFUSAL_CODES: frozenset[int] = frozenset(
+    {
+        10000,  # Nutshell: not allowed (e.g. an invalid amount)
+        ErrorCode.PROOF_VERIFICATION_FAILED,  # 10001 (also Nutshell's "no secret in proofs")
+        10002,  # spec before 2026: blinded message of output already signed
+        10003,  # spec before 2026: token could not be verified
+        ErrorCode.TRANSACTION_GENERIC,  # 11000, Nutshell: unbalanced, unknown keyset, bad secret, ...
+        *range(11001, 11016),  # spent, pending, outputs signed/pending, unbalanced, limits, duplicates,
+        # units, max inputs/outputs (Nutshell: 11003/11004 also secret/witness too long)
+        11016,  # duplicate quote ids (batch)
+        11017,  # batch too large
+        12000,  # Nutshell: keyset error
+        ErrorCode.KEYSET_UNKNOWN,  # 12001
+        ErrorCode.KEYSET_INACTIVE,  # 12002
+        12003,  # keyset expired
+        *range(30001, 30003),  # NUT-21 clear auth required/failed (spec)
+        *range(31001, 31005),  # NUT-22 blind auth (spec)
+        *range(80001, 80003),  # NUT-21 (Nutshell 0.20's numbers)
+        *range(81001, 81005),  # NUT-22 (Nutshell 0.20's numbers)
+    }
+)
+
+
+def is_swap_refusal(code: int | None, status: int) -> bool:
+    """True if a swap's error answer certainly means the mint spent none of its inputs: a code of
+    `SWAP_REFUSAL_CODES`, or HTTP 422 (the body failed validation before the swap ran)."""
+    return status == 422 or (code is not None and code in SWAP_REFUSAL_CODES)
 
 
 class MintError(CashuError):
@@ -102,3 +139,17 @@ class MintUnavailable(CashuError):
         super().__init__(message)
         self.status = status
         self.maybe_processed = maybe_processed
+
+
+class MintOutcomeUnknown(MintUnavailable):
+    """The mint answered a call that issues or spends value with an error that is no definite refusal
+    (Nutshell's code 0: an unexpected exception, which can strike after the swap or melt committed).
+
+    Unlike a lost answer, the mint is done with the request: its records (NUT-07 state of the inputs,
+    NUT-09 restore of the outputs) now say for good what happened, unless they say PENDING.
+    """
+
+    def __init__(self, message: str, *, detail: str, code: int | None, status: int) -> None:
+        super().__init__(message, status=status, maybe_processed=True)
+        self.detail = detail
+        self.code = code

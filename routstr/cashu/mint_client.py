@@ -12,14 +12,14 @@ issue or spend value (`swap`, `mint`, `melt`) may have been processed when their
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote as url_quote
 
 import aiohttp
 import orjson
 
-from .errors import CashuProtocolError, MintError, MintUnavailable
+from .errors import CashuProtocolError, MintError, MintOutcomeUnknown, MintUnavailable, is_swap_refusal
 from .nut00 import BlindedMessage, BlindedSignature, Proof
 from .nut01 import Keyset, parse_keys_response
 from .nut02 import KeysetInfo, cheapest_active, fee_table, parse_keysets_response, verify_keyset_id
@@ -122,23 +122,30 @@ class MintClient:
         return await self._request("POST", path, body, client_timeout)
 
     async def _post_value(
-        self, path: str, body: dict[str, Any], client_timeout: aiohttp.ClientTimeout | None = None
+        self,
+        path: str,
+        body: dict[str, Any],
+        client_timeout: aiohttp.ClientTimeout | None = None,
+        refused: Callable[[MintError], bool] | None = None,
     ) -> Any:
-        """POST an operation that issues or spends value (mint, melt).
+        """POST an operation that issues or spends value (swap, mint, melt).
 
-        An error body without a NUT error code is how Nutshell reports an unexpected exception (code 0),
-        which may strike after the payment went out or the outputs were signed. So it is not a definite
-        rejection: it becomes MintUnavailable(maybe_processed=True). 422 (body validation) stays definite.
+        Only an error that ``refused`` calls a definite refusal stays a MintError. Any other error answer
+        may hide an operation the mint carried out: it becomes MintOutcomeUnknown. The default (mint,
+        melt): every coded error is definite except Nutshell's code 0, an unexpected exception that may
+        strike after the payment went out or the outputs were signed; 422 (body validation) is definite.
         """
         try:
             return await self._post(path, body, client_timeout)
         except MintError as e:
-            if e.code not in (None, 0) or e.status == 422:
+            definite = refused(e) if refused is not None else e.code not in (None, 0) or e.status == 422
+            if definite:
                 raise
-            raise MintUnavailable(
-                f"POST {self.url + path}: unclassified error, may have been processed: {e.detail}",
+            raise MintOutcomeUnknown(
+                f"POST {self.url + path}: error {e.code}, may have been processed: {e.detail}",
+                detail=e.detail,
+                code=e.code,
                 status=e.status,
-                maybe_processed=True,
             ) from e
 
     # ----------------------------------------------------------------------------------------- info & keys
@@ -223,9 +230,13 @@ class MintClient:
     async def swap(
         self, inputs: Sequence[Proof], outputs: Sequence[BlindedMessage]
     ) -> list[BlindedSignature]:
-        """NUT-03 swap. Inputs are sent without DLEQ. The signatures come back in output order."""
+        """NUT-03 swap. Inputs are sent without DLEQ. The signatures come back in output order.
+
+        A MintError is a definite refusal (``errors.is_swap_refusal``): the inputs were not spent by it.
+        Any other error answer (Nutshell's code 0) is MintOutcomeUnknown: the swap may have committed.
+        """
         body = PostSwapRequest(inputs=list(inputs), outputs=list(outputs)).to_dict()
-        resp = await self._post("/v1/swap", body)
+        resp = await self._post_value("/v1/swap", body, refused=lambda e: is_swap_refusal(e.code, e.status))
         try:
             sigs = PostSwapResponse.from_dict(resp).signatures
         except ValueError as e:

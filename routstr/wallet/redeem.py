@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from routstr.cashu.errors import MintError, MintUnavailable, TokenError
+from routstr.cashu.errors import CashuError, MintError, MintOutcomeUnknown, MintUnavailable, TokenError
 from routstr.cashu.identity import holder_mark, holder_matches, token_identity
 from routstr.cashu.nut00 import Proof
 from routstr.cashu.nut01 import Keyset
@@ -35,7 +35,14 @@ from routstr.wallet.convert import convert, foreign_inputs
 from routstr.wallet.mints import MintRegistry
 from routstr.wallet.offload import crypto
 from routstr.wallet.redeem_gate import RedeemGate
-from routstr.wallet.swaps import Operation, SwapOutcome, complete_swap, output_record, recover_from_mint
+from routstr.wallet.swaps import (
+    Operation,
+    SwapOutcome,
+    complete_swap,
+    output_record,
+    recover_from_mint,
+    swap_outcome,
+)
 
 # How long a request waits for another request (maybe in another process) redeeming the same token.
 REDEEM_WAIT_S = 30.0
@@ -189,19 +196,43 @@ class Redeemer:
                 raise TokenInvalid(
                     f"The mint rejected the token: {e.detail}", details={"mint_code": e.code}
                 ) from None
+            except MintOutcomeUnknown as e:  # an error answer that does not say whether it swapped
+                return await self._settle_unknown(swap_id, token, proofs, e)
             except MintUnavailable as e:
                 if not e.maybe_processed:
                     await self._abandon(swap_id)
                 # else: left pending; recovery settles it from the mint's records (NUT-09/NUT-07)
-                raise ServiceUnavailable(
-                    f"Mint {token.mint} did not answer; if it took the token, it is credited to this key "
-                    "once the mint answers again: retry shortly",
-                    code="mint_unavailable",
-                ) from None
+                raise _no_answer(token.mint) from None
             self.mints.mark(token.mint, True)
             failpoints.hit("redeem.after_swap")  # the mint has signed; nothing of it is stored yet
             outcome = await complete_swap(self.db, self.mints, swap_id, sigs)
             return self._redeemed(outcome, token, fresh=True)
+
+    async def _settle_unknown(
+        self, swap_id: str, token: Token, proofs: list[Proof], e: MintOutcomeUnknown
+    ) -> Redeemed:
+        """The mint answered the swap with an error but is done with it (Nutshell's code 0: a crafted
+        proof, e.g. a C that is no point, gets it before anything is spent; a failure after the
+        commit gets it too), so its records say now what happened (NUT-07): inputs all unspent, it
+        refused the token; any spent, the outputs are recovered (NUT-09) and credited; pending or no
+        answer, the swap stays pending for recovery."""
+        client = self.mints.client(token.mint)
+        try:
+            states = set((await client.check_state(await crypto(len(proofs), _ys, proofs))).values())
+        except CashuError:
+            states = {"PENDING"}
+        if states == {"UNSPENT"}:
+            await self._abandon(swap_id, forget=True)
+            raise TokenInvalid(f"The mint rejected the token: {e.detail}", details={"mint_code": e.code})
+        if "SPENT" in states:
+            async with self.db.read() as conn:
+                swap = await wallet_store.swap_by_id(conn, swap_id)
+            state = await recover_redeem(self.db, self.mints, swap) if swap is not None else None
+            if state == SwapState.DONE:
+                return self._redeemed(await swap_outcome(self.db, swap_id), token, fresh=True)
+            if state == SwapState.FAILED:  # spent, but not by this swap: undone as such
+                raise TokenAlreadySpent("This Cashu token has already been spent")
+        raise _no_answer(token.mint)
 
     async def _convert(self, token: Token, th: str, mark: str | None, target: Target) -> Redeemed:
         """A foreign mint's token: melted there and minted at the primary (``wallet/convert.py``)."""
@@ -330,6 +361,18 @@ class Redeemer:
         if outcome.key_id is None:
             raise ApiError("redeem finished without a key")
         return Redeemed(outcome.key_id, outcome.credited_msat, token.mint, token.unit, fresh=fresh)
+
+
+def _no_answer(mint: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Mint {mint} did not answer; if it took the token, it is credited to this key once the mint "
+        "answers again: retry shortly",
+        code="mint_unavailable",
+    )
+
+
+def _ys(proofs: list[Proof]) -> list[str]:
+    return [p.Y for p in proofs]
 
 
 def _all_verify(checks: list[tuple[Proof, Keyset]]) -> bool:

@@ -132,6 +132,15 @@ def _unblind(
     return proofs
 
 
+async def swap_outcome(db: Database, swap_id: str) -> SwapOutcome:
+    """What a swap came to, as stored (e.g. once recovery completed it)."""
+    async with db.read() as conn:
+        swap = await wallet_store.swap_by_id(conn, swap_id)
+    if swap is None:
+        raise LookupError(f"swap {swap_id} not found")
+    return _outcome(swap)
+
+
 def _outcome(swap: wallet_store.SwapRow) -> SwapOutcome:
     credited = 0
     if swap.kind in CREDITING_KINDS and swap.state == SwapState.DONE:
