@@ -26,9 +26,10 @@ async def recover_pending(
 ) -> dict[str, int]:
     """Settle every pending swap the mints can tell us about, unless its sender may still be waiting
     for the mint: a swap this process is sending (``mints.in_flight``) is left alone; one whose sender
-    is known dead (this process's own, or a dead pid on this host) is settled now; any other only once
-    it is older than its operation's grace (``min_age_s`` instead when given; 0 at a start-up where no
-    other process can be running)."""
+    is known dead (a pid on this host that is gone) is settled now; any other, this process's own
+    included (its row is written before its id joins ``in_flight``), only once it is older than its
+    operation's grace (``min_age_s`` instead when given; 0 at a start-up where no other process can be
+    running)."""
     now = accounts.now_ms()
     async with db.read() as conn:
         pending = await wallet_store.pending_swaps(conn)
