@@ -117,14 +117,13 @@ class Pipeline:
         # an image's tokens are not bounded by its bytes (a URL is a few): each counts at the bound
         facts.prompt_bound_tokens += facts.images * self.catalogue.image_input_tokens
         base = self.catalogue.price(facts.model, rt)
-        providers = list(rt.providers)
         candidates = route(
-            providers, facts.model, rt.aliases, lambda p: adapter_for(client, p.spec.kind) is not None
+            rt.providers, facts.model, rt.aliases, lambda p: adapter_for(client, p.spec.kind) is not None
         )
         if not candidates:  # a 404, never a 5xx: SDKs retry those, and no retry can help here
             raise NotFound(
                 f"No provider of this node serves {facts.model!r} on this endpoint"
-                if serves_any(providers, facts.model, rt.aliases)
+                if serves_any(rt.providers, facts.model, rt.aliases)
                 else f"No provider of this node serves {facts.model!r}",
                 details={"model": facts.model},
                 code="model_not_found",

@@ -9,7 +9,7 @@ does not. The user pays once, at the price of the one that answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, Decimal
 
@@ -65,7 +65,7 @@ class Provider:
 
 
 def route(
-    providers: list[Provider],
+    providers: Sequence[Provider],
     model: str,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
     accept: Callable[[Provider], bool] | None = None,
@@ -85,6 +85,6 @@ def route(
     return sorted(ready, key=lambda offer: offer[0].spec.fee)
 
 
-def serves_any(providers: list[Provider], model: str, aliases: Mapping[str, tuple[str, ...]]) -> bool:
+def serves_any(providers: Sequence[Provider], model: str, aliases: Mapping[str, tuple[str, ...]]) -> bool:
     targets = aliases.get(model) or (model,)
     return any(p.serves(t) for t in targets for p in providers)
